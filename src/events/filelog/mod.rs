@@ -1,0 +1,370 @@
+//! The embedded backend: a directory of append-only segment files with group commit.
+//!
+//! ```text
+//! DIR/log/00000000000000000001.seg    records 1..
+//! DIR/log/00000000000000412907.seg    records 412907..   (a new segment past 64 MiB)
+//! DIR/LOCK                            held by the one process that writes
+//! ```
+//!
+//! Frames are described in [`frame`], record bodies in [`crate::events::envelope`], what
+//! opening does with damage in [`recovery`], and how appends become durable in [`writer`].
+
+pub mod frame;
+pub mod index;
+pub mod recovery;
+pub mod writer;
+
+use self::index::{Index, Run, Segment};
+pub use self::recovery::TornTail;
+use self::writer::{AppendRequest, Writer};
+use super::envelope::{Envelope, NewEvent, hash_body};
+use super::store::validate_append;
+use super::{Appended, EventStore, ExpectedVersion, StoreError};
+use async_trait::async_trait;
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Sender};
+use std::sync::{Arc, Mutex, RwLock};
+use tokio::sync::{oneshot, watch};
+
+/// A new segment is started once the current one reaches this size.
+pub const DEFAULT_SEGMENT_BYTES: u64 = 64 << 20;
+
+/// How to open a log directory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpenMode {
+    /// Take the directory lock, truncate a torn tail, accept appends.
+    ReadWrite,
+    /// Read only: change nothing on disk, report a torn tail instead of truncating it.
+    ReadOnly,
+}
+
+/// Options for [`FileLog::open`].
+#[derive(Clone, Debug)]
+pub struct FileLogOptions {
+    /// Read-write or read-only.
+    pub mode: OpenMode,
+    /// The node name written into every record.
+    pub node: String,
+    /// Size at which a new segment is started.
+    pub segment_bytes: u64,
+}
+
+impl FileLogOptions {
+    /// Read-write, default segment size.
+    pub fn writer(node: impl Into<String>) -> FileLogOptions {
+        FileLogOptions {
+            mode: OpenMode::ReadWrite,
+            node: node.into(),
+            segment_bytes: DEFAULT_SEGMENT_BYTES,
+        }
+    }
+
+    /// Read-only.
+    pub fn reader() -> FileLogOptions {
+        FileLogOptions {
+            mode: OpenMode::ReadOnly,
+            node: String::new(),
+            segment_bytes: DEFAULT_SEGMENT_BYTES,
+        }
+    }
+}
+
+/// State shared by the handle and the writer thread.
+pub(crate) struct Shared {
+    segment_dir: PathBuf,
+    index: RwLock<Index>,
+    head: watch::Sender<u64>,
+    failure: Mutex<Option<String>>,
+}
+
+impl Shared {
+    fn failure(&self) -> Option<String> {
+        self.failure.lock().unwrap().clone()
+    }
+
+    /// Marks the log as failed for good; returns the reason given to appenders.
+    fn fail(&self, reason: String) -> String {
+        tracing::error!(%reason, "event log failed; refusing all further appends");
+        *self.failure.lock().unwrap() = Some(reason.clone());
+        reason
+    }
+}
+
+/// The embedded event log.
+pub struct FileLog {
+    shared: Arc<Shared>,
+    queue: Option<Sender<AppendRequest>>,
+    torn_tail: Option<TornTail>,
+    _lock: Option<File>,
+}
+
+impl FileLog {
+    /// Opens (creating if needed, in read-write mode) the log in `dir`.
+    pub fn open(dir: &Path, options: FileLogOptions) -> Result<FileLog, StoreError> {
+        let segment_dir = dir.join("log");
+        let lock = match options.mode {
+            OpenMode::ReadWrite => {
+                std::fs::create_dir_all(&segment_dir).map_err(StoreError::io(format!(
+                    "creating {}",
+                    segment_dir.display()
+                )))?;
+                Some(lock_dir(dir)?)
+            }
+            OpenMode::ReadOnly if !segment_dir.is_dir() => {
+                return Err(StoreError::Unavailable(format!(
+                    "no event log in {} (expected {})",
+                    dir.display(),
+                    segment_dir.display()
+                )));
+            }
+            OpenMode::ReadOnly => None,
+        };
+        let segments = recovery::list_segments(&segment_dir)?;
+        let mut recovered = recovery::scan(&segments)?;
+        let head = recovered.index.head();
+        let (head_tx, _) = watch::channel(head);
+        let mut log = FileLog {
+            shared: Arc::new(Shared {
+                segment_dir: segment_dir.clone(),
+                index: RwLock::new(Index::default()),
+                head: head_tx,
+                failure: Mutex::new(None),
+            }),
+            queue: None,
+            torn_tail: recovered.torn_tail.clone(),
+            _lock: lock,
+        };
+        if options.mode == OpenMode::ReadWrite {
+            let tail = open_tail(&segment_dir, &mut recovered, head)?;
+            if let Some(torn) = &recovered.torn_tail {
+                tracing::warn!(
+                    segment = %torn.segment.display(),
+                    offset = torn.offset,
+                    bytes = torn.bytes,
+                    reason = %torn.reason,
+                    "truncated a torn record at the end of the log (never acknowledged)"
+                );
+            }
+            let (tx, rx) = mpsc::channel();
+            let writer = Writer {
+                shared: log.shared.clone(),
+                file: tail,
+                size: recovered.last_segment_len,
+                segment_bytes: options.segment_bytes,
+                next_position: head + 1,
+                last_hash: recovered.last_hash,
+                node: options.node,
+                buf: Vec::new(),
+            };
+            std::thread::Builder::new()
+                .name("warrant-log-writer".into())
+                .spawn(move || writer.run(rx))
+                .map_err(StoreError::io("starting the log writer thread"))?;
+            log.queue = Some(tx);
+        }
+        *log.shared.index.write().unwrap() = recovered.index;
+        Ok(log)
+    }
+
+    /// The torn tail found when opening: truncated in read-write mode, left alone read-only.
+    pub fn torn_tail(&self) -> Option<&TornTail> {
+        self.torn_tail.as_ref()
+    }
+
+    /// How many segment files the log has.
+    pub fn segment_count(&self) -> usize {
+        self.shared.index.read().unwrap().segments.len()
+    }
+
+    /// How many streams the log has.
+    pub fn stream_count(&self) -> usize {
+        self.shared.index.read().unwrap().stream_count()
+    }
+
+    fn read_runs(&self, runs: Vec<Run>, out: &mut Vec<Envelope>) -> Result<(), StoreError> {
+        let mut buf = Vec::new();
+        for run in runs {
+            buf.resize((run.end - run.start) as usize, 0);
+            run.file
+                .read_exact_at(&mut buf, run.start)
+                .map_err(StoreError::io(format!("reading {}", run.path.display())))?;
+            let mut offset = 0;
+            let mut position = run.first;
+            while offset < buf.len() {
+                let at = run.start + offset as u64;
+                let damaged = |reason: &dyn std::fmt::Display| {
+                    StoreError::Corrupt(format!(
+                        "corrupt record in segment {} at offset {at} (position {position}): {reason}",
+                        run.path.display()
+                    ))
+                };
+                let body = frame::read(&buf[offset..]).map_err(|e| damaged(&e))?;
+                let envelope = Envelope::decode(body, hash_body(body)).map_err(|e| damaged(&e))?;
+                out.push(envelope);
+                offset += frame::HEADER + body.len();
+                position += 1;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Takes the exclusive lock on `DIR/LOCK`, so two processes never write one log.
+fn lock_dir(dir: &Path) -> Result<File, StoreError> {
+    let path = dir.join("LOCK");
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(StoreError::io(format!("opening {}", path.display())))?;
+    file.try_lock().map_err(|_| {
+        StoreError::Unavailable(format!(
+            "{} is locked: another warrant process is using this data directory",
+            path.display()
+        ))
+    })?;
+    Ok(file)
+}
+
+/// Opens the last segment for appending (truncating a torn tail), creating the first
+/// segment of an empty log.
+fn open_tail(
+    segment_dir: &Path,
+    recovered: &mut recovery::Recovered,
+    head: u64,
+) -> Result<Arc<File>, StoreError> {
+    let index = &mut recovered.index;
+    if index.segments.is_empty() {
+        let path = segment_dir.join(recovery::segment_name(1));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(StoreError::io(format!("creating {}", path.display())))?;
+        sync_dir(segment_dir)
+            .map_err(StoreError::io(format!("syncing {}", segment_dir.display())))?;
+        let file = Arc::new(file);
+        index
+            .segments
+            .push(Segment::with_file(head + 1, path, file.clone()));
+        return Ok(file);
+    }
+    let last = index.segments.pop().expect("not empty");
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&last.path)
+        .map_err(StoreError::io(format!("opening {}", last.path.display())))?;
+    if recovered.torn_tail.is_some() {
+        file.set_len(recovered.last_segment_len)
+            .and_then(|()| file.sync_all())
+            .map_err(StoreError::io(format!(
+                "truncating {}",
+                last.path.display()
+            )))?;
+    }
+    let file = Arc::new(file);
+    index
+        .segments
+        .push(Segment::with_file(last.base, last.path, file.clone()));
+    Ok(file)
+}
+
+/// fsyncs a directory so that a file created in it survives a crash.
+pub(crate) fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+#[async_trait]
+impl EventStore for FileLog {
+    async fn append(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<Appended, StoreError> {
+        let queue = self
+            .queue
+            .as_ref()
+            .ok_or_else(|| StoreError::Unavailable("the log was opened read-only".into()))?;
+        validate_append(stream, &events)?;
+        let events = events
+            .into_iter()
+            .map(|e| {
+                let payload = e.event.encode_payload();
+                (e, payload)
+            })
+            .collect::<Vec<_>>();
+        if let Some((_, too_big)) = events
+            .iter()
+            .find(|(_, p)| p.len() + stream.len() + 512 > frame::MAX_BODY)
+        {
+            return Err(StoreError::Invalid(format!(
+                "an event payload of {} bytes exceeds the record limit of {} bytes",
+                too_big.len(),
+                frame::MAX_BODY
+            )));
+        }
+        let (reply, outcome) = oneshot::channel();
+        queue
+            .send(AppendRequest {
+                stream: stream.to_owned(),
+                expected,
+                events,
+                reply,
+            })
+            .map_err(|_| StoreError::Unavailable("the log writer has stopped".into()))?;
+        outcome
+            .await
+            .map_err(|_| StoreError::Unavailable("the log writer has stopped".into()))?
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &str,
+        from_version: u64,
+    ) -> Result<Vec<Envelope>, StoreError> {
+        let runs = {
+            let index = self.shared.index.read().unwrap();
+            let mut runs = Vec::new();
+            for position in index.stream_positions(stream, from_version) {
+                runs.extend(
+                    index
+                        .runs(position, position)
+                        .map_err(StoreError::io("opening a segment"))?,
+                );
+            }
+            runs
+        };
+        let mut out = Vec::with_capacity(runs.len());
+        self.read_runs(runs, &mut out)?;
+        Ok(out)
+    }
+
+    async fn read_all(&self, from: u64, max: usize) -> Result<Vec<Envelope>, StoreError> {
+        let from = from.max(1);
+        let runs = {
+            let index = self.shared.index.read().unwrap();
+            let last = index
+                .head()
+                .min(from.saturating_add(max as u64).saturating_sub(1));
+            if max == 0 || from > last {
+                return Ok(Vec::new());
+            }
+            index
+                .runs(from, last)
+                .map_err(StoreError::io("opening a segment"))?
+        };
+        let mut out = Vec::new();
+        self.read_runs(runs, &mut out)?;
+        Ok(out)
+    }
+
+    fn head(&self) -> watch::Receiver<u64> {
+        self.shared.head.subscribe()
+    }
+}

@@ -1,0 +1,221 @@
+//! The single writer thread: group commit. It takes every append waiting in its queue,
+//! checks each one's expected version, frames them into one buffer, writes it, calls
+//! fdatasync once, and only then publishes the records and answers the appenders.
+//!
+//! A failed write or fdatasync is fatal: the log refuses every later append, since what the
+//! kernel kept of the failed write is unknown. The next start recovers from what is on disk.
+
+use super::frame;
+use super::index::{Location, Segment};
+use super::recovery::segment_name;
+use super::{Shared, sync_dir};
+use crate::events::envelope::{ChainHash, NewEvent, Placement, encode_body};
+use crate::events::{Appended, ExpectedVersion, StoreError};
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+use std::sync::mpsc::Receiver;
+use tokio::sync::oneshot;
+
+/// Most appends committed by one fdatasync.
+const MAX_BATCH_APPENDS: usize = 4096;
+/// Most payload bytes committed by one fdatasync (one append may exceed it alone).
+const MAX_BATCH_BYTES: usize = 8 << 20;
+
+/// One append waiting for the writer.
+pub struct AppendRequest {
+    /// The stream.
+    pub stream: String,
+    /// The version the appender expects.
+    pub expected: ExpectedVersion,
+    /// The events, each with its payload already encoded.
+    pub events: Vec<(NewEvent, Vec<u8>)>,
+    /// Where the outcome goes.
+    pub reply: oneshot::Sender<Result<Appended, StoreError>>,
+}
+
+impl AppendRequest {
+    fn payload_bytes(&self) -> usize {
+        self.events.iter().map(|(_, p)| p.len()).sum()
+    }
+}
+
+/// The writer's own state: the open tail segment and where the chain stands.
+pub struct Writer {
+    pub(super) shared: Arc<Shared>,
+    pub(super) file: Arc<File>,
+    pub(super) size: u64,
+    pub(super) segment_bytes: u64,
+    pub(super) next_position: u64,
+    pub(super) last_hash: ChainHash,
+    pub(super) node: String,
+    pub(super) buf: Vec<u8>,
+}
+
+/// An append that passed its version check and was framed into the buffer.
+struct Placed {
+    request: AppendRequest,
+    appended: Appended,
+    locations: Vec<Location>,
+}
+
+impl Writer {
+    /// Serves the queue until every sender is gone.
+    pub fn run(mut self, queue: Receiver<AppendRequest>) {
+        while let Ok(first) = queue.recv() {
+            let mut bytes = first.payload_bytes();
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH_APPENDS && bytes < MAX_BATCH_BYTES {
+                match queue.try_recv() {
+                    Ok(next) => {
+                        bytes += next.payload_bytes();
+                        batch.push(next);
+                    }
+                    Err(_) => break,
+                }
+            }
+            self.commit(batch);
+        }
+    }
+
+    fn commit(&mut self, batch: Vec<AppendRequest>) {
+        if let Some(reason) = self.shared.failure() {
+            for request in batch {
+                let _ = request
+                    .reply
+                    .send(Err(StoreError::Unavailable(reason.clone())));
+            }
+            return;
+        }
+        if self.size >= self.segment_bytes
+            && let Err(err) = self.roll()
+        {
+            let reason = self
+                .shared
+                .fail(format!("creating a new segment failed: {err}"));
+            for request in batch {
+                let _ = request
+                    .reply
+                    .send(Err(StoreError::Unavailable(reason.clone())));
+            }
+            return;
+        }
+        let placed = self.place(batch);
+        if placed.is_empty() {
+            return;
+        }
+        let written = self
+            .file
+            .write_all_at(&self.buf, self.size)
+            .and_then(|()| self.file.sync_data());
+        if let Err(err) = written {
+            let reason = self
+                .shared
+                .fail(format!("write or fdatasync failed: {err}"));
+            for p in placed {
+                let _ = p
+                    .request
+                    .reply
+                    .send(Err(StoreError::Unavailable(reason.clone())));
+            }
+            return;
+        }
+        self.size += self.buf.len() as u64;
+        {
+            let mut index = self.shared.index.write().unwrap();
+            for p in &placed {
+                for location in &p.locations {
+                    index.push(&p.request.stream, *location);
+                }
+            }
+        }
+        self.shared.head.send_replace(self.next_position - 1);
+        for p in placed {
+            let _ = p.request.reply.send(Ok(p.appended));
+        }
+    }
+
+    /// Checks versions and frames every acceptable append into `self.buf`, answering the
+    /// conflicting ones at once (nothing of theirs is written).
+    fn place(&mut self, batch: Vec<AppendRequest>) -> Vec<Placed> {
+        self.buf.clear();
+        let mut pending: HashMap<String, u64> = HashMap::new();
+        let mut placed = Vec::with_capacity(batch.len());
+        let index = self.shared.index.read().unwrap();
+        for request in batch {
+            let current = pending
+                .get(&request.stream)
+                .copied()
+                .unwrap_or_else(|| index.stream_version(&request.stream));
+            if let ExpectedVersion::Exact(expected) = request.expected
+                && expected != current
+            {
+                let _ = request.reply.send(Err(StoreError::Conflict {
+                    stream: request.stream,
+                    expected,
+                    actual: current,
+                }));
+                continue;
+            }
+            let first_position = self.next_position;
+            let mut locations = Vec::with_capacity(request.events.len());
+            for (i, (event, payload)) in request.events.iter().enumerate() {
+                let offset = self.size + self.buf.len() as u64;
+                let place = Placement {
+                    position: self.next_position,
+                    version: current + 1 + i as u64,
+                    stream: &request.stream,
+                    node: &self.node,
+                    prev_hash: self.last_hash,
+                };
+                let (len, hash) = frame::append(&mut self.buf, |out| {
+                    encode_body(out, &place, event, payload)
+                });
+                locations.push(Location {
+                    offset: offset as u32,
+                    len,
+                });
+                self.last_hash = hash;
+                self.next_position += 1;
+            }
+            let stream_version = current + request.events.len() as u64;
+            pending.insert(request.stream.clone(), stream_version);
+            placed.push(Placed {
+                appended: Appended {
+                    first_position,
+                    last_position: self.next_position - 1,
+                    stream_version,
+                },
+                locations,
+                request,
+            });
+        }
+        placed
+    }
+
+    /// Starts a new segment at the next position; durable (directory synced) before use.
+    fn roll(&mut self) -> std::io::Result<()> {
+        let path = self
+            .shared
+            .segment_dir
+            .join(segment_name(self.next_position));
+        let file = Arc::new(
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&path)?,
+        );
+        sync_dir(&self.shared.segment_dir)?;
+        self.shared
+            .index
+            .write()
+            .unwrap()
+            .segments
+            .push(Segment::with_file(self.next_position, path, file.clone()));
+        self.file = file;
+        self.size = 0;
+        Ok(())
+    }
+}

@@ -1,0 +1,186 @@
+//! The event store contract: append with an expected version, read a stream, read
+//! everything from a position, and subscribe (catch up, then follow live).
+
+use super::envelope::{Envelope, NewEvent};
+use async_trait::async_trait;
+use std::collections::VecDeque;
+use std::sync::Arc;
+use tokio::sync::watch;
+
+/// What the appender believes the stream's version to be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExpectedVersion {
+    /// Exactly this many events are in the stream (0: the stream does not exist yet).
+    Exact(u64),
+    /// Append whatever the stream holds (for streams nobody decides on, such as denials).
+    Any,
+}
+
+/// Where an append landed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Appended {
+    /// Global position of the first appended event.
+    pub first_position: u64,
+    /// Global position of the last appended event; wait for projections to reach it to read
+    /// your own write.
+    pub last_position: u64,
+    /// The stream's version after the append.
+    pub stream_version: u64,
+}
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// Someone else appended first: reload the stream and decide again. Nothing was written.
+    #[error(
+        "version conflict on stream `{stream}`: expected version {expected}, but it is at {actual}"
+    )]
+    Conflict {
+        /// The stream.
+        stream: String,
+        /// The version the appender expected.
+        expected: u64,
+        /// The version the stream is at.
+        actual: u64,
+    },
+    /// The request itself is unusable (no events, a name too long, ...). Nothing was written.
+    #[error("invalid append: {0}")]
+    Invalid(String),
+    /// Stored data is damaged; the message names where.
+    #[error("{0}")]
+    Corrupt(String),
+    /// The store cannot take writes any more (a failed fdatasync is fatal) or has shut down.
+    #[error("event store unavailable: {0}")]
+    Unavailable(String),
+    /// An I/O error outside the write path.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+impl StoreError {
+    /// Wraps an I/O error with what was being done.
+    pub fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> StoreError {
+        let context = context.into();
+        move |source| StoreError::Io { context, source }
+    }
+}
+
+/// An append-only log of streams of events, with one global order.
+#[async_trait]
+pub trait EventStore: Send + Sync + 'static {
+    /// Appends `events` to `stream` if its version is `expected`, all or nothing.
+    /// Returns only once the events are durable.
+    async fn append(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<Appended, StoreError>;
+
+    /// The events of `stream` with version `from_version` or later, in order.
+    async fn read_stream(
+        &self,
+        stream: &str,
+        from_version: u64,
+    ) -> Result<Vec<Envelope>, StoreError>;
+
+    /// Up to `max` events from global position `from` on, in global order.
+    async fn read_all(&self, from: u64, max: usize) -> Result<Vec<Envelope>, StoreError>;
+
+    /// The last durable global position (0 for an empty log), watched.
+    fn head(&self) -> watch::Receiver<u64>;
+}
+
+/// Most events in one append.
+pub const MAX_EVENTS_PER_APPEND: usize = 1024;
+
+/// Rejects appends that no backend would store.
+pub fn validate_append(stream: &str, events: &[NewEvent]) -> Result<(), StoreError> {
+    if events.is_empty() {
+        return Err(StoreError::Invalid("no events to append".into()));
+    }
+    if events.len() > MAX_EVENTS_PER_APPEND {
+        return Err(StoreError::Invalid(format!(
+            "{} events in one append; at most {MAX_EVENTS_PER_APPEND}",
+            events.len()
+        )));
+    }
+    if stream.is_empty() || stream.len() > 255 {
+        return Err(StoreError::Invalid(format!(
+            "stream names have 1 to 255 bytes; got {}",
+            stream.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Follows the global log from a position: catches up on what is stored, then waits for
+/// what is appended. Never skips an event, never repeats one.
+pub struct Subscription {
+    store: Arc<dyn EventStore>,
+    head: watch::Receiver<u64>,
+    next: u64,
+    buffer: VecDeque<Envelope>,
+}
+
+/// How many events a subscription reads from the store at once.
+const SUBSCRIPTION_BATCH: usize = 4096;
+
+impl Subscription {
+    /// A subscription whose first event is at position `from` (1 for everything).
+    pub fn new(store: Arc<dyn EventStore>, from: u64) -> Subscription {
+        let head = store.head();
+        Subscription {
+            store,
+            head,
+            next: from.max(1),
+            buffer: VecDeque::new(),
+        }
+    }
+
+    /// The next event, waiting for it if it is not yet appended.
+    pub async fn next(&mut self) -> Result<Envelope, StoreError> {
+        loop {
+            if let Some(envelope) = self.buffer.pop_front() {
+                return Ok(envelope);
+            }
+            let batch = self.next_batch(SUBSCRIPTION_BATCH).await?;
+            self.buffer.extend(batch);
+        }
+    }
+
+    /// The next events (at least one, at most `max`), waiting if none is appended yet.
+    pub async fn next_batch(&mut self, max: usize) -> Result<Vec<Envelope>, StoreError> {
+        if !self.buffer.is_empty() {
+            let take = self.buffer.len().min(max);
+            return Ok(self.buffer.drain(..take).collect());
+        }
+        let next = self.next;
+        self.head
+            .wait_for(|head| *head >= next)
+            .await
+            .map_err(|_| StoreError::Unavailable("the store has shut down".into()))?;
+        let batch = self.store.read_all(next, max).await?;
+        if let Some(last) = batch.last() {
+            if batch[0].position != next || last.position != next + batch.len() as u64 - 1 {
+                return Err(StoreError::Corrupt(format!(
+                    "read_all({next}) returned positions {}..={}, not a gap-free run",
+                    batch[0].position, last.position
+                )));
+            }
+            self.next = last.position + 1;
+        }
+        Ok(batch)
+    }
+
+    /// The position of the next event this subscription will deliver.
+    pub fn position(&self) -> u64 {
+        self.next
+    }
+}

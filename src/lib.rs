@@ -1,0 +1,7 @@
+//! warrant: an OpenID Connect / OAuth identity provider for tailnets, built as actors over
+//! an append-only event log.
+#![deny(missing_docs)]
+
+pub mod clock;
+pub mod events;
+pub mod secret;

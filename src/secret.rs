@@ -1,0 +1,125 @@
+//! Secrets: generating them, hashing them for the log, and comparing them in constant time.
+//!
+//! Client secrets, codes, refresh tokens and opaque tokens never enter the event log;
+//! only their SHA-256 [`SecretHash`] does.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rand::RngCore;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use sha2::{Digest, Sha256};
+use std::fmt;
+
+/// A fresh random secret: 32 bytes from the OS generator, base64url without padding.
+pub fn generate() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The SHA-256 of a secret, as stored in events and read models.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SecretHash(pub [u8; 32]);
+
+impl SecretHash {
+    /// Hashes a presented secret.
+    pub fn of(secret: &str) -> SecretHash {
+        SecretHash(Sha256::digest(secret.as_bytes()).into())
+    }
+
+    /// Whether `secret` hashes to this value, comparing every byte whatever the outcome.
+    pub fn matches(&self, secret: &str) -> bool {
+        constant_time_eq(&self.0, &SecretHash::of(secret).0)
+    }
+}
+
+/// Compares two byte strings in time that depends only on their lengths.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    std::hint::black_box(diff) == 0
+}
+
+impl fmt::Debug for SecretHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SecretHash({self})")
+    }
+}
+
+impl fmt::Display for SecretHash {
+    /// Lower-case hex.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+    }
+}
+
+impl Serialize for SecretHash {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if serializer.is_human_readable() {
+            serializer.collect_str(self)
+        } else {
+            self.0.serialize(serializer)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for SecretHash {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        if !deserializer.is_human_readable() {
+            return <[u8; 32]>::deserialize(deserializer).map(SecretHash);
+        }
+        let text = String::deserialize(deserializer)?;
+        parse_hex32(&text)
+            .map(SecretHash)
+            .ok_or_else(|| serde::de::Error::custom("expected 64 hex digits"))
+    }
+}
+
+/// Parses exactly 64 hex digits into 32 bytes.
+pub fn parse_hex32(text: &str) -> Option<[u8; 32]> {
+    let bytes = text.as_bytes();
+    if bytes.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in bytes.chunks(2).enumerate() {
+        let pair = std::str::from_utf8(pair).ok()?;
+        out[i] = u8::from_str_radix(pair, 16).ok()?;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_secrets_are_distinct_and_url_safe() {
+        let (a, b) = (generate(), generate());
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 43);
+        assert!(
+            a.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+        );
+    }
+
+    #[test]
+    fn hash_matches_only_its_secret() {
+        let hash = SecretHash::of("s3cret");
+        assert!(hash.matches("s3cret"));
+        assert!(!hash.matches("s3cres"));
+        assert!(!hash.matches(""));
+    }
+
+    #[test]
+    fn hash_round_trips_through_json_as_hex() {
+        let hash = SecretHash::of("x");
+        let json = serde_json::to_string(&hash).unwrap();
+        assert_eq!(json.len(), 66);
+        assert_eq!(serde_json::from_str::<SecretHash>(&json).unwrap(), hash);
+        assert!(serde_json::from_str::<SecretHash>("\"zz\"").is_err());
+    }
+}

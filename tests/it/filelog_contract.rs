@@ -1,0 +1,25 @@
+//! The store contract against the embedded file log, with tiny segments so that runs cross
+//! segment boundaries.
+
+use std::sync::Arc;
+use warrant::events::contract;
+use warrant::events::filelog::{FileLog, FileLogOptions};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn file_log_passes_the_store_contract() {
+    let dirs = Arc::new(std::sync::Mutex::new(Vec::new()));
+    for segment_bytes in [64 << 20, 4096] {
+        let dirs = dirs.clone();
+        contract::run_all(move || {
+            let dir = tempfile::tempdir().unwrap();
+            let options = FileLogOptions {
+                segment_bytes,
+                ..FileLogOptions::writer("node-a")
+            };
+            let log = FileLog::open(dir.path(), options).unwrap();
+            dirs.lock().unwrap().push(dir);
+            async move { Arc::new(log) as contract::Store }
+        })
+        .await;
+    }
+}
