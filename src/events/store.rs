@@ -50,6 +50,14 @@ pub enum StoreError {
     /// Stored data is damaged; the message names where.
     #[error("{0}")]
     Corrupt(String),
+    /// A record is intact but this build cannot read it (a newer event type or schema).
+    #[error("record at position {position} cannot be read by this build: {reason}")]
+    Undecodable {
+        /// Its global position.
+        position: u64,
+        /// Why.
+        reason: String,
+    },
     /// The store cannot take writes any more (a failed fdatasync is fatal) or has shut down.
     #[error("event store unavailable: {0}")]
     Unavailable(String),

@@ -17,7 +17,7 @@ pub mod writer;
 use self::index::{Index, Run, Segment};
 pub use self::recovery::TornTail;
 use self::writer::{AppendRequest, Writer};
-use super::envelope::{Envelope, NewEvent, hash_body};
+use super::envelope::{Envelope, NewEvent, RecordError, hash_body};
 use super::store::validate_append;
 use super::{Appended, EventStore, ExpectedVersion, StoreError};
 use async_trait::async_trait;
@@ -201,7 +201,13 @@ impl FileLog {
                     ))
                 };
                 let body = frame::read(&buf[offset..]).map_err(|e| damaged(&e))?;
-                let envelope = Envelope::decode(body, hash_body(body)).map_err(|e| damaged(&e))?;
+                let envelope = Envelope::decode(body, hash_body(body)).map_err(|e| match e {
+                    RecordError::Decode(reason) => StoreError::Undecodable {
+                        position,
+                        reason: reason.to_string(),
+                    },
+                    other => damaged(&other),
+                })?;
                 out.push(envelope);
                 offset += frame::HEADER + body.len();
                 position += 1;
