@@ -57,7 +57,7 @@ mod tests {
         assert_eq!(Timestamp(0).to_string(), "1970-01-01T00:00:00Z");
         assert_eq!(
             Timestamp(1_795_000_000_123).to_string(),
-            "2026-11-18T09:46:40.123Z"
+            "2026-11-18T11:06:40.123Z"
         );
     }
 

@@ -2,6 +2,7 @@
 //! an append-only event log.
 #![deny(missing_docs)]
 
+pub mod actors;
 pub mod clock;
 pub mod events;
 pub mod secret;

@@ -1,0 +1,189 @@
+//! Decide, then apply: the aggregate contract, and the load → handle → append → apply loop
+//! that every actor runs, retrying on version conflicts. Plain async code, no actix, so the
+//! rules are tested without a mailbox.
+
+use crate::clock::Timestamp;
+use crate::events::{
+    DENIALS_STREAM, Envelope, Event, EventStore, ExpectedVersion, NewEvent, RequestDenied,
+    StoreError,
+};
+use uuid::Uuid;
+
+/// How many times a command is re-decided after losing a race to another writer.
+const MAX_CONFLICT_RETRIES: usize = 8;
+
+/// A consistency boundary whose state is a fold of its own stream.
+pub trait Aggregate: Default + Send + Unpin + 'static {
+    /// What it can be asked to do.
+    type Command: Clone + Send + 'static;
+    /// Why it refuses.
+    type Error: Refusal + Send + 'static;
+    /// Its streams are named `{STREAM_PREFIX}{id}`.
+    const STREAM_PREFIX: &'static str;
+
+    /// All business rules: a command to aggregate `id` becomes the events it causes, or a
+    /// refusal.
+    fn handle(
+        &self,
+        id: &str,
+        command: &Self::Command,
+        now: Timestamp,
+    ) -> Result<Vec<Event>, Self::Error>;
+
+    /// Folds one recorded event into the state. Holds no rule and cannot fail.
+    fn apply(&mut self, event: &Event);
+
+    /// The stream of the aggregate with this id.
+    fn stream(id: &str) -> String {
+        format!("{}{id}", Self::STREAM_PREFIX)
+    }
+}
+
+/// A refusal, and what must be recorded about it.
+pub trait Refusal: std::error::Error {
+    /// The denial to record in the audit trail, if any, for a refusal by aggregate `id`.
+    fn denial(&self, id: &str) -> Option<RequestDenied>;
+
+    /// Events the aggregate records even though it refuses (for example the revocation of a
+    /// grant whose rotated refresh token was presented again).
+    fn consequences(&self) -> Vec<Event> {
+        Vec::new()
+    }
+}
+
+/// An aggregate's state and the stream version it reflects.
+#[derive(Debug, Default)]
+pub struct Loaded<A> {
+    /// The folded state.
+    pub state: A,
+    /// How many events of its stream are folded in.
+    pub version: u64,
+}
+
+/// Where a command comes from and when.
+#[derive(Clone, Copy, Debug)]
+pub struct CommandContext {
+    /// The instant the rules are judged at.
+    pub now: Timestamp,
+    /// The request that caused the command.
+    pub correlation_id: Uuid,
+}
+
+impl CommandContext {
+    /// A context at `now` with a fresh correlation id.
+    pub fn at(now: Timestamp) -> CommandContext {
+        CommandContext {
+            now,
+            correlation_id: Uuid::new_v4(),
+        }
+    }
+}
+
+/// What a successful command recorded.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Committed {
+    /// The events appended (empty when the command changed nothing).
+    pub events: Vec<Event>,
+    /// The global position of the last of them; read models that reach it reflect them.
+    pub last_position: Option<u64>,
+}
+
+/// Why a command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError<E> {
+    /// The aggregate refused; the refusal and its consequences are recorded.
+    #[error(transparent)]
+    Refused(E),
+    /// The store failed; nothing is known to be recorded.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl<A: Aggregate> Loaded<A> {
+    /// Folds the whole stream of aggregate `id`.
+    pub async fn load(store: &dyn EventStore, id: &str) -> Result<Loaded<A>, StoreError> {
+        let mut loaded = Loaded::<A>::default();
+        loaded.fold(store.read_stream(&A::stream(id), 1).await?);
+        Ok(loaded)
+    }
+
+    fn fold(&mut self, envelopes: Vec<Envelope>) {
+        for envelope in envelopes {
+            self.state.apply(&envelope.event);
+            self.version = envelope.version;
+        }
+    }
+
+    /// Decides `command`, appends what it causes at the expected version, and applies it.
+    /// On a version conflict, folds what the other writer appended and decides again.
+    pub async fn execute(
+        &mut self,
+        store: &dyn EventStore,
+        id: &str,
+        command: &A::Command,
+        context: CommandContext,
+    ) -> Result<Committed, CommandError<A::Error>> {
+        let stream = A::stream(id);
+        let mut attempts = 0;
+        loop {
+            let (events, refusal) = match self.state.handle(id, command, context.now) {
+                Ok(events) => (events, None),
+                Err(refusal) => (refusal.consequences(), Some(refusal)),
+            };
+            let last_position = if events.is_empty() {
+                None
+            } else {
+                let batch = events
+                    .iter()
+                    .map(|e| NewEvent::new(e.clone(), context.now, context.correlation_id))
+                    .collect();
+                match store
+                    .append(&stream, ExpectedVersion::Exact(self.version), batch)
+                    .await
+                {
+                    Ok(appended) => {
+                        for event in &events {
+                            self.state.apply(event);
+                        }
+                        self.version = appended.stream_version;
+                        Some(appended.last_position)
+                    }
+                    Err(StoreError::Conflict { .. }) if attempts < MAX_CONFLICT_RETRIES => {
+                        attempts += 1;
+                        self.fold(store.read_stream(&stream, self.version + 1).await?);
+                        continue;
+                    }
+                    Err(err) => return Err(CommandError::Store(err)),
+                }
+            };
+            return match refusal {
+                None => Ok(Committed {
+                    events,
+                    last_position,
+                }),
+                Some(refusal) => {
+                    if let Some(denial) = refusal.denial(id) {
+                        record_denial(store, denial, context).await?;
+                    }
+                    Err(CommandError::Refused(refusal))
+                }
+            };
+        }
+    }
+}
+
+/// Appends a denial to the denials stream; returns its position.
+pub async fn record_denial(
+    store: &dyn EventStore,
+    denial: RequestDenied,
+    context: CommandContext,
+) -> Result<u64, StoreError> {
+    let appended = store
+        .append(
+            DENIALS_STREAM,
+            ExpectedVersion::Any,
+            vec![NewEvent::new(denial, context.now, context.correlation_id)],
+        )
+        .await?;
+    Ok(appended.last_position)
+}

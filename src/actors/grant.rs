@@ -1,0 +1,561 @@
+//! The grant aggregate (`grant-{grant_id}`): a token family. It issues and rotates refresh
+//! tokens, records exchanges of its access tokens, and revokes tokens or itself whole.
+
+use super::aggregate::{Aggregate, Refusal};
+use crate::clock::Timestamp;
+use crate::events::{
+    AccessTokenIssued, DeniedRequest, Event, GrantCreated, GrantRevoked, RefreshTokenIssued,
+    RefreshTokenRotated, RequestDenied, RevocationReason, TokenExchanged, TokenKind, TokenRevoked,
+};
+use crate::secret::SecretHash;
+use std::collections::{HashMap, HashSet};
+use uuid::Uuid;
+
+/// The longest `act` chain an exchanged token may carry (RFC 8693 §4.1 nests one level per
+/// exchange; a longer chain is more likely a loop than a real deployment).
+pub const MAX_ACTOR_DEPTH: usize = 5;
+
+/// A grant as its stream describes it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Grant {
+    created: Option<GrantCreated>,
+    revoked: Option<RevocationReason>,
+    refresh: Option<(SecretHash, Timestamp)>,
+    used_refresh: HashSet<SecretHash>,
+    access: HashMap<Uuid, AccessToken>,
+    access_by_hash: HashMap<SecretHash, Uuid>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+struct AccessToken {
+    expires_at: Timestamp,
+    revoked: bool,
+}
+
+/// What a grant can be asked to do.
+#[derive(Clone, Debug)]
+pub enum GrantCommand {
+    /// Create the grant with its first access token and, optionally, its first refresh token.
+    Create {
+        /// The grant.
+        created: GrantCreated,
+        /// Its first access token.
+        access: AccessTokenIssued,
+        /// Its first refresh token, when the grant allows refreshing.
+        refresh: Option<RefreshTokenIssued>,
+    },
+    /// Use a refresh token once: a new access token and a new refresh token replace it.
+    Refresh {
+        /// SHA-256 of the presented refresh token.
+        presented: SecretHash,
+        /// The authenticated client.
+        client_id: String,
+        /// The new access token.
+        access: AccessTokenIssued,
+        /// SHA-256 of the new refresh token.
+        next_refresh: SecretHash,
+        /// When the new refresh token expires.
+        refresh_expires_at: Timestamp,
+    },
+    /// Record the exchange of one of this grant's access tokens (RFC 8693).
+    Exchange(Box<TokenExchanged>),
+    /// Revoke one token at a client's request (RFC 7009).
+    RevokeToken {
+        /// SHA-256 of the token.
+        token_hash: SecretHash,
+        /// The authenticated client asking.
+        client_id: String,
+    },
+    /// Revoke the grant and all its tokens.
+    Revoke {
+        /// Why.
+        reason: RevocationReason,
+    },
+}
+
+/// Why a grant command was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum GrantError {
+    /// The grant already exists.
+    #[error("grant already exists")]
+    AlreadyExists,
+    /// No such grant.
+    #[error("unknown grant")]
+    NotFound,
+    /// The grant is revoked.
+    #[error("grant revoked ({0:?})")]
+    Revoked(RevocationReason),
+    /// The token belongs to another client.
+    #[error("token was issued to another client")]
+    WrongClient,
+    /// The refresh token is not this grant's.
+    #[error("unknown refresh token")]
+    UnknownRefreshToken,
+    /// The refresh token was already rotated: the grant is revoked (OAuth 2.1 §4.3.1).
+    #[error("refresh token reused; grant {grant_id} revoked")]
+    RefreshTokenReused {
+        /// The grant revoked as a consequence.
+        grant_id: Uuid,
+    },
+    /// The refresh token is past its lifetime.
+    #[error("refresh token expired")]
+    RefreshTokenExpired,
+    /// The subject token of an exchange is unknown, expired or revoked.
+    #[error("subject token is not active")]
+    SubjectTokenInactive,
+    /// The `act` chain is too long.
+    #[error("actor chain deeper than {MAX_ACTOR_DEPTH}")]
+    ActorChainTooDeep,
+    /// The exchanged token would outlive its subject token.
+    #[error("exchanged token would outlive its subject token")]
+    OutlivesSubject,
+}
+
+impl GrantError {
+    /// The OAuth error code for the wire.
+    pub fn code(&self) -> &'static str {
+        match self {
+            GrantError::SubjectTokenInactive
+            | GrantError::ActorChainTooDeep
+            | GrantError::OutlivesSubject
+            | GrantError::AlreadyExists => "invalid_request",
+            _ => "invalid_grant",
+        }
+    }
+
+    fn request(&self) -> DeniedRequest {
+        match self {
+            GrantError::SubjectTokenInactive
+            | GrantError::ActorChainTooDeep
+            | GrantError::OutlivesSubject => DeniedRequest::Exchange,
+            GrantError::WrongClient => DeniedRequest::Revocation,
+            _ => DeniedRequest::Token,
+        }
+    }
+}
+
+impl Refusal for GrantError {
+    fn denial(&self, grant_id: &str) -> Option<RequestDenied> {
+        Some(RequestDenied {
+            request: self.request(),
+            error: self.code().to_owned(),
+            reason: format!("grant {grant_id}: {self}"),
+            client_id: None,
+            subject: None,
+        })
+    }
+
+    fn consequences(&self) -> Vec<Event> {
+        match self {
+            GrantError::RefreshTokenReused { grant_id } => vec![
+                GrantRevoked {
+                    grant_id: *grant_id,
+                    reason: RevocationReason::RefreshTokenReuse,
+                }
+                .into(),
+            ],
+            _ => Vec::new(),
+        }
+    }
+}
+
+impl Grant {
+    fn live(&self) -> Result<&GrantCreated, GrantError> {
+        let created = self.created.as_ref().ok_or(GrantError::NotFound)?;
+        match self.revoked {
+            Some(reason) => Err(GrantError::Revoked(reason)),
+            None => Ok(created),
+        }
+    }
+
+    /// The grant's creation record, once created.
+    pub fn created(&self) -> Option<&GrantCreated> {
+        self.created.as_ref()
+    }
+
+    /// Why the grant was revoked, if it was.
+    pub fn revoked(&self) -> Option<RevocationReason> {
+        self.revoked
+    }
+
+    fn refresh(
+        &self,
+        presented: &SecretHash,
+        client_id: &str,
+        now: Timestamp,
+    ) -> Result<(), GrantError> {
+        let created = self.live()?;
+        if created.client_id != client_id {
+            return Err(GrantError::WrongClient);
+        }
+        if self.used_refresh.contains(presented) {
+            return Err(GrantError::RefreshTokenReused {
+                grant_id: created.grant_id,
+            });
+        }
+        match self.refresh {
+            Some((current, _)) if current != *presented => Err(GrantError::UnknownRefreshToken),
+            None => Err(GrantError::UnknownRefreshToken),
+            Some((_, expires_at)) if now >= expires_at => Err(GrantError::RefreshTokenExpired),
+            Some(_) => Ok(()),
+        }
+    }
+
+    fn exchange(&self, exchanged: &TokenExchanged, now: Timestamp) -> Result<(), GrantError> {
+        self.live().map_err(|_| GrantError::SubjectTokenInactive)?;
+        let subject = self
+            .access
+            .get(&exchanged.subject_jti)
+            .filter(|t| !t.revoked && now < t.expires_at)
+            .ok_or(GrantError::SubjectTokenInactive)?;
+        if exchanged.actor.depth() > MAX_ACTOR_DEPTH {
+            return Err(GrantError::ActorChainTooDeep);
+        }
+        if exchanged.expires_at > subject.expires_at {
+            return Err(GrantError::OutlivesSubject);
+        }
+        Ok(())
+    }
+
+    fn revoke_token(
+        &self,
+        token_hash: &SecretHash,
+        client_id: &str,
+    ) -> Result<Vec<Event>, GrantError> {
+        let created = self.live()?;
+        if created.client_id != client_id {
+            return Err(GrantError::WrongClient);
+        }
+        let grant_id = created.grant_id;
+        if self.refresh.is_some_and(|(hash, _)| hash == *token_hash) {
+            // RFC 7009 §2.1: revoking a refresh token invalidates the tokens of its grant.
+            return Ok(vec![
+                GrantRevoked {
+                    grant_id,
+                    reason: RevocationReason::ClientRequest,
+                }
+                .into(),
+            ]);
+        }
+        let access_live = self
+            .access_by_hash
+            .get(token_hash)
+            .and_then(|jti| self.access.get(jti))
+            .is_some_and(|t| !t.revoked);
+        Ok(if access_live {
+            vec![
+                TokenRevoked {
+                    grant_id,
+                    token_hash: *token_hash,
+                    kind: TokenKind::Access,
+                }
+                .into(),
+            ]
+        } else {
+            Vec::new()
+        })
+    }
+
+    fn track_access(&mut self, jti: Uuid, token_hash: SecretHash, expires_at: Timestamp) {
+        self.access.insert(
+            jti,
+            AccessToken {
+                expires_at,
+                revoked: false,
+            },
+        );
+        self.access_by_hash.insert(token_hash, jti);
+    }
+}
+
+impl Aggregate for Grant {
+    type Command = GrantCommand;
+    type Error = GrantError;
+    const STREAM_PREFIX: &'static str = "grant-";
+
+    fn handle(
+        &self,
+        _grant_id: &str,
+        command: &GrantCommand,
+        now: Timestamp,
+    ) -> Result<Vec<Event>, GrantError> {
+        match command {
+            GrantCommand::Create {
+                created,
+                access,
+                refresh,
+            } => {
+                if self.created.is_some() {
+                    return Err(GrantError::AlreadyExists);
+                }
+                let mut events = vec![created.clone().into(), access.clone().into()];
+                events.extend(refresh.clone().map(Event::from));
+                Ok(events)
+            }
+            GrantCommand::Refresh {
+                presented,
+                client_id,
+                access,
+                next_refresh,
+                refresh_expires_at,
+            } => {
+                self.refresh(presented, client_id, now)?;
+                Ok(vec![
+                    RefreshTokenRotated {
+                        grant_id: access.grant_id,
+                        previous_hash: *presented,
+                        token_hash: *next_refresh,
+                        expires_at: *refresh_expires_at,
+                    }
+                    .into(),
+                    access.clone().into(),
+                ])
+            }
+            GrantCommand::Exchange(exchanged) => {
+                self.exchange(exchanged, now)?;
+                Ok(vec![exchanged.as_ref().clone().into()])
+            }
+            GrantCommand::RevokeToken {
+                token_hash,
+                client_id,
+            } => self.revoke_token(token_hash, client_id),
+            GrantCommand::Revoke { reason } => {
+                let created = self.live()?;
+                Ok(vec![
+                    GrantRevoked {
+                        grant_id: created.grant_id,
+                        reason: *reason,
+                    }
+                    .into(),
+                ])
+            }
+        }
+    }
+
+    fn apply(&mut self, event: &Event) {
+        match event {
+            Event::GrantCreated(e) => self.created = Some(e.clone()),
+            Event::AccessTokenIssued(e) => self.track_access(e.jti, e.token_hash, e.expires_at),
+            Event::TokenExchanged(e) => self.track_access(e.jti, e.token_hash, e.expires_at),
+            Event::RefreshTokenIssued(e) => self.refresh = Some((e.token_hash, e.expires_at)),
+            Event::RefreshTokenRotated(e) => {
+                self.used_refresh.insert(e.previous_hash);
+                self.refresh = Some((e.token_hash, e.expires_at));
+            }
+            Event::TokenRevoked(e) => {
+                if let Some(token) = self
+                    .access_by_hash
+                    .get(&e.token_hash)
+                    .and_then(|jti| self.access.get_mut(jti))
+                {
+                    token.revoked = true;
+                }
+            }
+            Event::GrantRevoked(e) => {
+                self.revoked.get_or_insert(e.reason);
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::{ActorClaim, GrantOrigin};
+
+    const GRANT: Uuid = Uuid::from_u128(1);
+
+    fn access(jti: u128, token: &str, expires_at: i64) -> AccessTokenIssued {
+        AccessTokenIssued {
+            grant_id: GRANT,
+            jti: Uuid::from_u128(jti),
+            token_hash: SecretHash::of(token),
+            client_id: "c1".into(),
+            subject: Some("alice@example.com".into()),
+            scope: "openid".into(),
+            audience: vec!["https://gw".into()],
+            issued_at: Timestamp(0),
+            expires_at: Timestamp(expires_at),
+        }
+    }
+
+    fn run(grant: &mut Grant, command: GrantCommand, now: i64) -> Result<Vec<Event>, GrantError> {
+        let events = match grant.handle("g", &command, Timestamp(now)) {
+            Ok(events) => events,
+            Err(err) => {
+                for e in err.consequences() {
+                    grant.apply(&e);
+                }
+                return Err(err);
+            }
+        };
+        for e in &events {
+            grant.apply(e);
+        }
+        Ok(events)
+    }
+
+    fn created() -> Grant {
+        let mut grant = Grant::default();
+        let create = GrantCommand::Create {
+            created: GrantCreated {
+                grant_id: GRANT,
+                client_id: "c1".into(),
+                subject: Some("alice@example.com".into()),
+                scope: "openid offline_access".into(),
+                resources: vec![],
+                origin: GrantOrigin::ClientCredentials,
+            },
+            access: access(10, "at-1", 3_600_000),
+            refresh: Some(RefreshTokenIssued {
+                grant_id: GRANT,
+                token_hash: SecretHash::of("rt-1"),
+                expires_at: Timestamp(86_400_000),
+            }),
+        };
+        run(&mut grant, create, 0).unwrap();
+        grant
+    }
+
+    fn refresh(presented: &str, next: &str, jti: u128) -> GrantCommand {
+        GrantCommand::Refresh {
+            presented: SecretHash::of(presented),
+            client_id: "c1".into(),
+            access: access(jti, &format!("at-{jti}"), 7_200_000),
+            next_refresh: SecretHash::of(next),
+            refresh_expires_at: Timestamp(90_000_000),
+        }
+    }
+
+    #[test]
+    fn refresh_token_rotates_once() {
+        let mut grant = created();
+        let events = run(&mut grant, refresh("rt-1", "rt-2", 11), 1000).unwrap();
+        assert!(matches!(events[0], Event::RefreshTokenRotated(_)));
+        assert!(run(&mut grant, refresh("rt-2", "rt-3", 12), 2000).is_ok());
+    }
+
+    #[test]
+    fn refresh_token_reuse_revokes_grant() {
+        // OAuth 2.1 §4.3.1: a rotated refresh token presented again revokes the whole family.
+        let mut grant = created();
+        run(&mut grant, refresh("rt-1", "rt-2", 11), 1000).unwrap();
+        let err = run(&mut grant, refresh("rt-1", "rt-x", 12), 2000).unwrap_err();
+        assert_eq!(err, GrantError::RefreshTokenReused { grant_id: GRANT });
+        assert_eq!(grant.revoked(), Some(RevocationReason::RefreshTokenReuse));
+        let err = run(&mut grant, refresh("rt-2", "rt-3", 13), 3000).unwrap_err();
+        assert_eq!(
+            err,
+            GrantError::Revoked(RevocationReason::RefreshTokenReuse)
+        );
+    }
+
+    #[test]
+    fn refresh_refused_for_other_client_unknown_or_expired_token() {
+        let mut grant = created();
+        let mut other = refresh("rt-1", "rt-2", 11);
+        if let GrantCommand::Refresh { client_id, .. } = &mut other {
+            *client_id = "c2".into();
+        }
+        assert_eq!(
+            run(&mut grant, other, 0).unwrap_err(),
+            GrantError::WrongClient
+        );
+        assert_eq!(
+            run(&mut grant, refresh("nope", "rt-2", 11), 0).unwrap_err(),
+            GrantError::UnknownRefreshToken
+        );
+        assert_eq!(
+            run(&mut grant, refresh("rt-1", "rt-2", 11), 86_400_000).unwrap_err(),
+            GrantError::RefreshTokenExpired
+        );
+        assert_eq!(grant.revoked(), None, "no refusal above revokes anything");
+    }
+
+    fn exchange(jti: u128, subject_jti: u128, depth: usize, expires_at: i64) -> GrantCommand {
+        let mut actor = ActorClaim {
+            sub: "gw".into(),
+            client_id: Some("gw".into()),
+            act: None,
+        };
+        for _ in 1..depth {
+            actor = ActorClaim {
+                sub: "gw".into(),
+                client_id: None,
+                act: Some(Box::new(actor)),
+            };
+        }
+        GrantCommand::Exchange(Box::new(TokenExchanged {
+            grant_id: GRANT,
+            subject_jti: Uuid::from_u128(subject_jti),
+            jti: Uuid::from_u128(jti),
+            token_hash: SecretHash::of(&format!("ex-{jti}")),
+            client_id: "gw".into(),
+            subject: Some("alice@example.com".into()),
+            actor,
+            audience: vec!["https://server".into()],
+            scope: "openid".into(),
+            issued_at: Timestamp(1000),
+            expires_at: Timestamp(expires_at),
+        }))
+    }
+
+    #[test]
+    fn exchange_needs_an_active_subject_token_and_a_short_chain() {
+        let mut grant = created();
+        assert!(run(&mut grant, exchange(20, 10, 1, 3_600_000), 1000).is_ok());
+        assert!(
+            run(&mut grant, exchange(21, 20, 2, 3_000_000), 1000).is_ok(),
+            "exchanged tokens chain"
+        );
+        assert_eq!(
+            run(&mut grant, exchange(22, 99, 1, 1000), 1000).unwrap_err(),
+            GrantError::SubjectTokenInactive
+        );
+        assert_eq!(
+            run(&mut grant, exchange(23, 10, 1, 3_600_001), 1000).unwrap_err(),
+            GrantError::OutlivesSubject
+        );
+        assert_eq!(
+            run(
+                &mut grant,
+                exchange(24, 10, MAX_ACTOR_DEPTH + 1, 1000),
+                1000
+            )
+            .unwrap_err(),
+            GrantError::ActorChainTooDeep
+        );
+        assert_eq!(
+            run(&mut grant, exchange(25, 10, 1, 1000), 3_600_000).unwrap_err(),
+            GrantError::SubjectTokenInactive
+        );
+    }
+
+    #[test]
+    fn revoking_the_refresh_token_revokes_the_grant_and_access_token_alone() {
+        let mut grant = created();
+        let revoke_at = GrantCommand::RevokeToken {
+            token_hash: SecretHash::of("at-1"),
+            client_id: "c1".into(),
+        };
+        assert!(matches!(
+            run(&mut grant, revoke_at.clone(), 0).unwrap()[..],
+            [Event::TokenRevoked(_)]
+        ));
+        assert!(
+            run(&mut grant, revoke_at, 0).unwrap().is_empty(),
+            "already revoked: nothing new"
+        );
+        assert_eq!(
+            run(&mut grant, exchange(20, 10, 1, 1000), 0).unwrap_err(),
+            GrantError::SubjectTokenInactive
+        );
+        let revoke_rt = GrantCommand::RevokeToken {
+            token_hash: SecretHash::of("rt-1"),
+            client_id: "c1".into(),
+        };
+        run(&mut grant, revoke_rt, 0).unwrap();
+        assert_eq!(grant.revoked(), Some(RevocationReason::ClientRequest));
+    }
+}

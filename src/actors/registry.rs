@@ -1,0 +1,195 @@
+//! The generic aggregate actor and the registry that finds it: an actor is started (and
+//! hydrated from its stream) on first use and passivated when idle or when too many are
+//! live, so memory stays bounded however many aggregates the log holds.
+
+use super::aggregate::{Aggregate, CommandContext, CommandError, Committed, Loaded};
+use crate::events::EventStore;
+use actix::prelude::*;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The actor owning one aggregate: its mailbox serializes the aggregate's commands.
+pub struct AggregateActor<A: Aggregate> {
+    id: String,
+    store: Arc<dyn EventStore>,
+    loaded: Option<Loaded<A>>,
+}
+
+impl<A: Aggregate> Actor for AggregateActor<A> {
+    type Context = Context<Self>;
+}
+
+/// Run a command on the aggregate.
+#[derive(Message)]
+#[rtype(result = "Result<Committed, CommandError<A::Error>>")]
+pub struct Execute<A: Aggregate> {
+    /// The command.
+    pub command: A::Command,
+    /// When and for which request.
+    pub context: CommandContext,
+}
+
+/// Stop the actor once the messages before this one are handled.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Passivate;
+
+impl<A: Aggregate> Handler<Execute<A>> for AggregateActor<A> {
+    type Result = AtomicResponse<Self, Result<Committed, CommandError<A::Error>>>;
+
+    /// Loads the stream on first use, then decides, appends and applies. Atomic: the next
+    /// command waits until this one's events are durable and applied.
+    fn handle(&mut self, msg: Execute<A>, _ctx: &mut Context<Self>) -> Self::Result {
+        let store = self.store.clone();
+        let id = self.id.clone();
+        let loaded = self.loaded.take();
+        let work = async move {
+            let mut loaded = match loaded {
+                Some(loaded) => loaded,
+                None => match Loaded::<A>::load(store.as_ref(), &id).await {
+                    Ok(loaded) => loaded,
+                    Err(err) => return (None, Err(CommandError::Store(err))),
+                },
+            };
+            let outcome = loaded
+                .execute(store.as_ref(), &id, &msg.command, msg.context)
+                .await;
+            // After a store failure the state may be behind the log: reload next time.
+            let keep = !matches!(outcome, Err(CommandError::Store(_)));
+            (keep.then_some(loaded), outcome)
+        };
+        AtomicResponse::new(Box::pin(work.into_actor(self).map(
+            |(loaded, outcome), actor, _| {
+                actor.loaded = loaded;
+                outcome
+            },
+        )))
+    }
+}
+
+impl<A: Aggregate> Handler<Passivate> for AggregateActor<A> {
+    type Result = ();
+
+    /// Stops the actor; its state lives on in the log.
+    fn handle(&mut self, _: Passivate, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}
+
+struct Entry<A: Aggregate> {
+    addr: Addr<AggregateActor<A>>,
+    last_used: Instant,
+}
+
+/// Finds (starting if needed) the actor of an aggregate by id.
+pub struct Registry<A: Aggregate> {
+    store: Arc<dyn EventStore>,
+    live: Mutex<HashMap<String, Entry<A>>>,
+    capacity: usize,
+    idle: Duration,
+}
+
+impl<A: Aggregate> Registry<A> {
+    /// A registry keeping at most `capacity` actors live, passivating those idle for `idle`.
+    pub fn new(store: Arc<dyn EventStore>, capacity: usize, idle: Duration) -> Registry<A> {
+        Registry {
+            store,
+            live: Mutex::new(HashMap::new()),
+            capacity: capacity.max(1),
+            idle,
+        }
+    }
+
+    /// Runs `command` on aggregate `id`. Must be called inside an actix system.
+    pub async fn execute(
+        &self,
+        id: &str,
+        command: A::Command,
+        context: CommandContext,
+    ) -> Result<Committed, CommandError<A::Error>> {
+        loop {
+            let addr = self.actor(id);
+            let message = Execute {
+                command: command.clone(),
+                context,
+            };
+            match addr.send(message).await {
+                Ok(outcome) => return outcome,
+                // Passivated between lookup and delivery: start a fresh one.
+                Err(_) => self.forget(id, &addr),
+            }
+        }
+    }
+
+    /// How many actors are live.
+    pub fn live(&self) -> usize {
+        self.live.lock().unwrap().len()
+    }
+
+    /// Passivates every actor unused since `now - idle`; returns how many.
+    pub fn passivate_idle(&self, now: Instant) -> usize {
+        let mut live = self.live.lock().unwrap();
+        let before = live.len();
+        live.retain(|_, entry| {
+            let keep = now.saturating_duration_since(entry.last_used) < self.idle;
+            if !keep {
+                entry.addr.do_send(Passivate);
+            }
+            keep
+        });
+        before - live.len()
+    }
+
+    fn actor(&self, id: &str) -> Addr<AggregateActor<A>> {
+        let now = Instant::now();
+        let mut live = self.live.lock().unwrap();
+        if let Some(entry) = live.get_mut(id)
+            && entry.addr.connected()
+        {
+            entry.last_used = now;
+            return entry.addr.clone();
+        }
+        let addr = AggregateActor::<A> {
+            id: id.to_owned(),
+            store: self.store.clone(),
+            loaded: None,
+        }
+        .start();
+        live.insert(
+            id.to_owned(),
+            Entry {
+                addr: addr.clone(),
+                last_used: now,
+            },
+        );
+        if live.len() > self.capacity {
+            evict_least_recent(&mut live, self.capacity);
+        }
+        addr
+    }
+
+    fn forget(&self, id: &str, addr: &Addr<AggregateActor<A>>) {
+        let mut live = self.live.lock().unwrap();
+        if live.get(id).is_some_and(|entry| entry.addr == *addr) {
+            live.remove(id);
+        }
+    }
+}
+
+/// Passivates the least recently used tenth of the actors (at least enough to get back
+/// under `capacity`), so eviction costs a sort per many starts, not a scan per start.
+fn evict_least_recent<A: Aggregate>(live: &mut HashMap<String, Entry<A>>, capacity: usize) {
+    let excess = live.len() - capacity;
+    let count = excess.max(capacity / 10).min(live.len() - 1);
+    let mut by_age: Vec<_> = live
+        .iter()
+        .map(|(id, e)| (e.last_used, id.clone()))
+        .collect();
+    by_age.sort_unstable();
+    for (_, id) in by_age.into_iter().take(count) {
+        if let Some(entry) = live.remove(&id) {
+            entry.addr.do_send(Passivate);
+        }
+    }
+}
