@@ -5,4 +5,6 @@
 pub mod actors;
 pub mod clock;
 pub mod events;
+#[path = "../projections/mod.rs"]
+pub mod projections;
 pub mod secret;

@@ -1,0 +1,81 @@
+//! Checkpoints: a snapshot of the read models with the position (and that record's hash)
+//! they cover, so start-up folds only what came after.
+//!
+//! File layout: `magic "WRNTCKP1" | crc32c:u32le | postcard(ReadModels)`. Written to a
+//! temporary file, fsynced, renamed over the old one, directory fsynced: a crash leaves
+//! either the old checkpoint or the new one, never a mix. A checkpoint is only a cache:
+//! one that is damaged, from another log, or ahead of the log is ignored and the models are
+//! rebuilt from the log.
+
+use super::ReadModels;
+use crate::events::EventStore;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+const MAGIC: &[u8; 8] = b"WRNTCKP1";
+
+/// Where the checkpoint of a data directory lives.
+pub fn path_in(dir: &Path) -> PathBuf {
+    dir.join("checkpoints").join("projections.ckpt")
+}
+
+/// Writes `models` as the checkpoint at `path`, durably.
+pub fn save(path: &Path, models: &ReadModels) -> std::io::Result<()> {
+    let parent = path.parent().expect("checkpoint paths have a directory");
+    fs::create_dir_all(parent)?;
+    let body = postcard::to_stdvec(models).map_err(std::io::Error::other)?;
+    let tmp = path.with_extension("tmp");
+    let mut file = fs::File::create(&tmp)?;
+    file.write_all(MAGIC)?;
+    file.write_all(&crc32c::crc32c(&body).to_le_bytes())?;
+    file.write_all(&body)?;
+    file.sync_all()?;
+    fs::rename(&tmp, path)?;
+    fs::File::open(parent)?.sync_all()
+}
+
+/// Reads the checkpoint at `path`; `Err` says why it cannot be used.
+pub fn read(path: &Path) -> Result<ReadModels, String> {
+    let data = fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if data.len() < 12 || &data[..8] != MAGIC {
+        return Err(format!("{}: not a warrant checkpoint", path.display()));
+    }
+    let stored = u32::from_le_bytes(data[8..12].try_into().unwrap());
+    if crc32c::crc32c(&data[12..]) != stored {
+        return Err(format!("{}: checksum mismatch", path.display()));
+    }
+    postcard::from_bytes(&data[12..]).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Loads the checkpoint at `path` if it belongs to `store`'s log; otherwise (none, damaged,
+/// from another log) empty models, with the reason logged.
+pub async fn load_for(path: &Path, store: &dyn EventStore) -> ReadModels {
+    if !path.exists() {
+        return ReadModels::default();
+    }
+    let models = match read(path) {
+        Ok(models) => models,
+        Err(reason) => {
+            tracing::warn!(%reason, "ignoring unusable checkpoint; rebuilding from the log");
+            return ReadModels::default();
+        }
+    };
+    if models.position == 0 {
+        return models;
+    }
+    match store.read_all(models.position, 1).await {
+        Ok(records) if records.first().is_some_and(|r| r.hash == models.last_hash) => models,
+        Ok(_) => {
+            tracing::warn!(
+                position = models.position,
+                "checkpoint does not match this log (ahead of it, or from another log); rebuilding from the log"
+            );
+            ReadModels::default()
+        }
+        Err(err) => {
+            tracing::warn!(%err, "cannot check the checkpoint against the log; rebuilding from the log");
+            ReadModels::default()
+        }
+    }
+}

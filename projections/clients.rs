@@ -1,0 +1,80 @@
+//! The client read model: every registered, not deleted client, for client authentication
+//! and the registration endpoints.
+
+use crate::clock::Timestamp;
+use crate::events::{ClientMetadata, Envelope, Event};
+use crate::secret::SecretHash;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// A client as the read side sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientView {
+    /// Its metadata.
+    pub metadata: ClientMetadata,
+    /// SHA-256 of its secret (`None` for public clients).
+    pub secret_hash: Option<SecretHash>,
+    /// When it was registered.
+    pub registered_at: Timestamp,
+    /// Who registered it.
+    pub registered_by: Option<String>,
+}
+
+/// Every live client by id.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Clients {
+    by_id: BTreeMap<String, ClientView>,
+}
+
+impl Clients {
+    /// The client with this id.
+    pub fn get(&self, client_id: &str) -> Option<&ClientView> {
+        self.by_id.get(client_id)
+    }
+
+    /// How many clients exist.
+    pub fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.by_id.is_empty()
+    }
+
+    /// Every client, ordered by id.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &ClientView)> {
+        self.by_id.iter()
+    }
+
+    /// Folds one event.
+    pub fn apply(&mut self, envelope: &Envelope) {
+        match &envelope.event {
+            Event::ClientRegistered(e) => {
+                self.by_id.insert(
+                    e.client_id.clone(),
+                    ClientView {
+                        metadata: e.metadata.clone(),
+                        secret_hash: e.secret_hash,
+                        registered_at: envelope.time,
+                        registered_by: e.registered_by.clone(),
+                    },
+                );
+            }
+            Event::ClientUpdated(e) => {
+                if let Some(client) = self.by_id.get_mut(&e.client_id) {
+                    client.metadata = e.metadata.clone();
+                }
+            }
+            Event::ClientSecretRotated(e) => {
+                if let Some(client) = self.by_id.get_mut(&e.client_id) {
+                    client.secret_hash = Some(e.secret_hash);
+                }
+            }
+            Event::ClientDeleted(e) => {
+                self.by_id.remove(&e.client_id);
+            }
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,422 @@
+//! The token read model behind introspection (RFC 7662) and revocation (RFC 7009): every
+//! access and refresh token by the hash of its text and by `jti`, with status and expiry.
+//!
+//! Memory layout, since this model holds every live token: records sit in one slab; the two
+//! indexes are `HashTable<u32>` of slab positions (about 5 bytes a slot); strings are
+//! interned; each grant threads its tokens through the records, so revoking it walks them.
+
+use super::interner::{Interner, Sym};
+use crate::events::{ActorClaim, Envelope, Event, RevocationReason, TokenKind};
+use crate::secret::SecretHash;
+use hashbrown::HashTable;
+use serde::{Deserialize, Serialize};
+use std::hash::{BuildHasher, RandomState};
+use uuid::Uuid;
+
+const END: u32 = u32::MAX;
+
+/// A token's state, apart from expiry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TokenStatus {
+    /// Usable until it expires.
+    Active,
+    /// Revoked, alone or with its grant.
+    Revoked,
+    /// A refresh token that was used and replaced.
+    Rotated,
+}
+
+/// One token, compactly.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenRecord {
+    hash: SecretHash,
+    jti: Option<Uuid>,
+    kind: TokenKind,
+    status: TokenStatus,
+    issued_at: u32,
+    expires_at: u32,
+    grant: u32,
+    next_in_grant: u32,
+    client: Sym,
+    subject: Sym,
+    scope: Sym,
+    audience: Sym,
+    act: Sym,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct GrantEntry {
+    id: Uuid,
+    first_token: u32,
+    last_token: u32,
+    revoked: Option<RevocationReason>,
+    client: Sym,
+    subject: Sym,
+    scope: Sym,
+}
+
+/// What introspection needs to know about a token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenView<'a> {
+    /// Access or refresh.
+    pub kind: TokenKind,
+    /// Status, apart from expiry.
+    pub status: TokenStatus,
+    /// Why its grant was revoked, if it was.
+    pub grant_revoked: Option<RevocationReason>,
+    /// Its `jti` (access tokens).
+    pub jti: Option<Uuid>,
+    /// Its grant.
+    pub grant_id: Uuid,
+    /// The client it was issued to.
+    pub client_id: &'a str,
+    /// Its `sub`.
+    pub subject: Option<&'a str>,
+    /// Its scopes, space-separated.
+    pub scope: &'a str,
+    /// Its `aud` values.
+    pub audience: Vec<&'a str>,
+    /// Its `act` claim, for exchanged tokens.
+    pub act: Option<ActorClaim>,
+    /// `iat`, seconds since the epoch.
+    pub issued_at: i64,
+    /// `exp`, seconds since the epoch.
+    pub expires_at: i64,
+}
+
+impl TokenView<'_> {
+    /// Active per RFC 7662 §2.2: not revoked, not rotated, grant not revoked, not expired.
+    pub fn is_active(&self, now_seconds: i64) -> bool {
+        self.status == TokenStatus::Active
+            && self.grant_revoked.is_none()
+            && now_seconds < self.expires_at
+    }
+}
+
+/// Every token, by hash and by `jti`.
+#[derive(Debug, Default)]
+pub struct Tokens {
+    records: Vec<TokenRecord>,
+    grants: Vec<GrantEntry>,
+    strings: Interner,
+    by_hash: HashTable<u32>,
+    by_jti: HashTable<u32>,
+    by_grant: HashTable<u32>,
+    hasher: RandomState,
+}
+
+impl PartialEq for Tokens {
+    fn eq(&self, other: &Tokens) -> bool {
+        self.records == other.records
+            && self.grants == other.grants
+            && self.strings == other.strings
+    }
+}
+
+fn seconds(ms: crate::clock::Timestamp) -> u32 {
+    ms.unix_seconds().clamp(0, i64::from(u32::MAX)) as u32
+}
+
+/// The fields of a newly issued token, before it is interned.
+struct Issue<'e> {
+    grant_id: Uuid,
+    hash: SecretHash,
+    jti: Option<Uuid>,
+    kind: TokenKind,
+    issued_at: u32,
+    expires_at: u32,
+    client: Option<&'e str>,
+    subject: Option<&'e str>,
+    scope: Option<&'e str>,
+    audience: &'e [String],
+    act: Option<&'e ActorClaim>,
+}
+
+impl Tokens {
+    /// How many tokens are recorded (of any status).
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// Whether no token is recorded.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// The token whose text hashes to `hash`.
+    pub fn by_hash(&self, hash: &SecretHash) -> Option<TokenView<'_>> {
+        let h = self.hasher.hash_one(hash);
+        self.by_hash
+            .find(h, |&i| self.records[i as usize].hash == *hash)
+            .map(|&i| self.view(i))
+    }
+
+    /// The access token with this `jti`.
+    pub fn by_jti(&self, jti: &Uuid) -> Option<TokenView<'_>> {
+        let h = self.hasher.hash_one(jti);
+        self.by_jti
+            .find(h, |&i| self.records[i as usize].jti.as_ref() == Some(jti))
+            .map(|&i| self.view(i))
+    }
+
+    fn view(&self, index: u32) -> TokenView<'_> {
+        let r = &self.records[index as usize];
+        let grant = &self.grants[r.grant as usize];
+        TokenView {
+            kind: r.kind,
+            status: r.status,
+            grant_revoked: grant.revoked,
+            jti: r.jti,
+            grant_id: grant.id,
+            client_id: self.strings.get(r.client),
+            subject: self.strings.get_opt(r.subject),
+            scope: self.strings.get(r.scope),
+            audience: self
+                .strings
+                .get_opt(r.audience)
+                .map(|a| a.split(' ').collect())
+                .unwrap_or_default(),
+            act: self
+                .strings
+                .get_opt(r.act)
+                .and_then(|json| serde_json::from_str(json).ok()),
+            issued_at: i64::from(r.issued_at),
+            expires_at: i64::from(r.expires_at),
+        }
+    }
+
+    fn grant_index(&self, id: &Uuid) -> Option<u32> {
+        let h = self.hasher.hash_one(id);
+        self.by_grant
+            .find(h, |&g| self.grants[g as usize].id == *id)
+            .copied()
+    }
+
+    fn find_hash(&self, hash: &SecretHash) -> Option<u32> {
+        let h = self.hasher.hash_one(hash);
+        self.by_hash
+            .find(h, |&i| self.records[i as usize].hash == *hash)
+            .copied()
+    }
+
+    /// Folds one event.
+    pub fn apply(&mut self, envelope: &Envelope) {
+        match &envelope.event {
+            Event::GrantCreated(e) => {
+                let entry = GrantEntry {
+                    id: e.grant_id,
+                    first_token: END,
+                    last_token: END,
+                    revoked: None,
+                    client: self.strings.intern(&e.client_id),
+                    subject: self.strings.intern_opt(e.subject.as_deref()),
+                    scope: self.strings.intern(&e.scope),
+                };
+                self.insert_grant(entry);
+            }
+            Event::AccessTokenIssued(e) => self.issue(Issue {
+                grant_id: e.grant_id,
+                hash: e.token_hash,
+                jti: Some(e.jti),
+                kind: TokenKind::Access,
+                issued_at: seconds(e.issued_at),
+                expires_at: seconds(e.expires_at),
+                client: Some(&e.client_id),
+                subject: e.subject.as_deref(),
+                scope: Some(&e.scope),
+                audience: &e.audience,
+                act: None,
+            }),
+            Event::TokenExchanged(e) => self.issue(Issue {
+                grant_id: e.grant_id,
+                hash: e.token_hash,
+                jti: Some(e.jti),
+                kind: TokenKind::Access,
+                issued_at: seconds(e.issued_at),
+                expires_at: seconds(e.expires_at),
+                client: Some(&e.client_id),
+                subject: e.subject.as_deref(),
+                scope: Some(&e.scope),
+                audience: &e.audience,
+                act: Some(&e.actor),
+            }),
+            Event::RefreshTokenIssued(e) => self.issue(Issue {
+                grant_id: e.grant_id,
+                hash: e.token_hash,
+                jti: None,
+                kind: TokenKind::Refresh,
+                issued_at: seconds(envelope.time),
+                expires_at: seconds(e.expires_at),
+                client: None,
+                subject: None,
+                scope: None,
+                audience: &[],
+                act: None,
+            }),
+            Event::RefreshTokenRotated(e) => {
+                self.set_status(&e.previous_hash, TokenStatus::Rotated);
+                self.issue(Issue {
+                    grant_id: e.grant_id,
+                    hash: e.token_hash,
+                    jti: None,
+                    kind: TokenKind::Refresh,
+                    issued_at: seconds(envelope.time),
+                    expires_at: seconds(e.expires_at),
+                    client: None,
+                    subject: None,
+                    scope: None,
+                    audience: &[],
+                    act: None,
+                });
+            }
+            Event::TokenRevoked(e) => self.set_status(&e.token_hash, TokenStatus::Revoked),
+            Event::GrantRevoked(e) => self.revoke_grant(&e.grant_id, e.reason),
+            _ => {}
+        }
+    }
+
+    fn insert_grant(&mut self, entry: GrantEntry) {
+        if self.grant_index(&entry.id).is_some() {
+            return;
+        }
+        let index = self.grants.len() as u32;
+        let h = self.hasher.hash_one(entry.id);
+        self.grants.push(entry);
+        let (grants, hasher) = (&self.grants, &self.hasher);
+        self.by_grant
+            .insert_unique(h, index, |&g| hasher.hash_one(grants[g as usize].id));
+    }
+
+    fn issue(&mut self, issue: Issue<'_>) {
+        let Some(grant) = self.grant_index(&issue.grant_id) else {
+            return;
+        };
+        let entry = &self.grants[grant as usize];
+        let (grant_client, grant_subject, grant_scope) = (entry.client, entry.subject, entry.scope);
+        let audience = (!issue.audience.is_empty()).then(|| issue.audience.join(" "));
+        let act = issue
+            .act
+            .map(|a| serde_json::to_string(a).expect("actor claims serialize"));
+        let record = TokenRecord {
+            hash: issue.hash,
+            jti: issue.jti,
+            kind: issue.kind,
+            status: TokenStatus::Active,
+            issued_at: issue.issued_at,
+            expires_at: issue.expires_at,
+            grant,
+            next_in_grant: END,
+            client: issue
+                .client
+                .map_or(grant_client, |c| self.strings.intern(c)),
+            subject: match issue.client {
+                Some(_) => self.strings.intern_opt(issue.subject),
+                None => grant_subject,
+            },
+            scope: issue.scope.map_or(grant_scope, |s| self.strings.intern(s)),
+            audience: self.strings.intern_opt(audience.as_deref()),
+            act: self.strings.intern_opt(act.as_deref()),
+        };
+        let index = self.records.len() as u32;
+        self.records.push(record);
+        self.index_record(index);
+        let entry = &mut self.grants[grant as usize];
+        match entry.last_token {
+            END => entry.first_token = index,
+            last => self.records[last as usize].next_in_grant = index,
+        }
+        self.grants[grant as usize].last_token = index;
+    }
+
+    fn index_record(&mut self, index: u32) {
+        let (records, hasher) = (&self.records, &self.hasher);
+        let record = &records[index as usize];
+        self.by_hash
+            .insert_unique(hasher.hash_one(record.hash), index, |&i| {
+                hasher.hash_one(records[i as usize].hash)
+            });
+        if let Some(jti) = record.jti {
+            self.by_jti
+                .insert_unique(hasher.hash_one(jti), index, |&i| {
+                    hasher.hash_one(records[i as usize].jti.unwrap_or_default())
+                });
+        }
+    }
+
+    fn set_status(&mut self, hash: &SecretHash, status: TokenStatus) {
+        if let Some(i) = self.find_hash(hash) {
+            self.records[i as usize].status = status;
+        }
+    }
+
+    fn revoke_grant(&mut self, id: &Uuid, reason: RevocationReason) {
+        let Some(grant) = self.grant_index(id) else {
+            return;
+        };
+        let entry = &mut self.grants[grant as usize];
+        entry.revoked.get_or_insert(reason);
+        let mut next = entry.first_token;
+        while next != END {
+            let record = &mut self.records[next as usize];
+            if record.status == TokenStatus::Active {
+                record.status = TokenStatus::Revoked;
+            }
+            next = record.next_in_grant;
+        }
+    }
+
+    fn rebuild_indexes(&mut self) {
+        self.by_hash = HashTable::with_capacity(self.records.len());
+        self.by_jti = HashTable::with_capacity(self.records.len());
+        self.by_grant = HashTable::with_capacity(self.grants.len());
+        for index in 0..self.records.len() as u32 {
+            self.index_record(index);
+        }
+        let (grants, hasher) = (&self.grants, &self.hasher);
+        for (index, grant) in grants.iter().enumerate() {
+            self.by_grant
+                .insert_unique(hasher.hash_one(grant.id), index as u32, |&g| {
+                    hasher.hash_one(grants[g as usize].id)
+                });
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct TokensRef<'a> {
+    records: &'a [TokenRecord],
+    grants: &'a [GrantEntry],
+    strings: &'a Interner,
+}
+
+#[derive(Deserialize)]
+struct TokensData {
+    records: Vec<TokenRecord>,
+    grants: Vec<GrantEntry>,
+    strings: Interner,
+}
+
+impl Serialize for Tokens {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        TokensRef {
+            records: &self.records,
+            grants: &self.grants,
+            strings: &self.strings,
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Tokens {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Tokens, D::Error> {
+        let data = TokensData::deserialize(deserializer)?;
+        let mut tokens = Tokens {
+            records: data.records,
+            grants: data.grants,
+            strings: data.strings,
+            ..Tokens::default()
+        };
+        tokens.rebuild_indexes();
+        Ok(tokens)
+    }
+}
