@@ -3,8 +3,12 @@
 #![deny(missing_docs)]
 
 pub mod actors;
+pub mod cli;
 pub mod clock;
+pub mod config;
 pub mod events;
+pub mod http;
 #[path = "../projections/mod.rs"]
 pub mod projections;
 pub mod secret;
+pub mod server;

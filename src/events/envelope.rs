@@ -230,6 +230,26 @@ impl Envelope {
     }
 }
 
+impl Envelope {
+    /// The envelope as one JSON object, for export: every envelope field, hashes in hex,
+    /// the payload under `payload`.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "position": self.position,
+            "stream": self.stream,
+            "version": self.version,
+            "type": self.event.event_type(),
+            "schema_version": self.event.schema_version(),
+            "time": self.time.to_string(),
+            "node": self.node,
+            "correlation_id": self.correlation_id,
+            "prev_hash": crate::secret::to_hex(&self.prev_hash),
+            "hash": crate::secret::to_hex(&self.hash),
+            "payload": self.event.payload_json(),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,72 @@
+//! The command line: `warrant serve`, `warrant log verify|export`, `warrant projections
+//! rebuild`. Every flag has a `WARRANT_*` environment variable twin.
+
+mod log;
+mod projections;
+mod serve;
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// warrant: an OpenID Connect / OAuth identity provider for tailnets.
+#[derive(Debug, Parser)]
+#[command(name = "warrant", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the identity provider.
+    Serve(serve::ServeArgs),
+    /// Inspect the event log.
+    Log {
+        #[command(subcommand)]
+        command: log::LogCommand,
+    },
+    /// Maintain the read models.
+    Projections {
+        #[command(subcommand)]
+        command: projections::ProjectionsCommand,
+    },
+}
+
+/// Where the event log is.
+#[derive(Debug, Args)]
+pub struct StoreArgs {
+    /// Data directory holding the embedded event log [default: $XDG_DATA_HOME/warrant].
+    #[arg(long, env = "WARRANT_DIR")]
+    dir: Option<PathBuf>,
+}
+
+impl StoreArgs {
+    fn dir(&self) -> PathBuf {
+        self.dir.clone().unwrap_or_else(crate::config::default_dir)
+    }
+}
+
+/// Parses the command line and runs it.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => serve::run(args),
+        Command::Log { command } => log::run(command),
+        Command::Projections { command } => projections::run(command),
+    }
+}
+
+/// A current-thread runtime for the offline commands.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime starts")
+}
+
+/// Prints `error: {message}` and returns exit code 1.
+fn fail(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::FAILURE
+}

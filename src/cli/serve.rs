@@ -1,0 +1,86 @@
+//! `warrant serve`: run the identity provider on loopback over the embedded log.
+
+use super::{StoreArgs, fail};
+use crate::config::{ServeConfig, default_node};
+use clap::{Args, ValueEnum};
+use std::io::Write;
+use std::net::TcpListener;
+use std::process::ExitCode;
+
+/// Log line format.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Flags of `warrant serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Port to listen on, on 127.0.0.1 (0: any free port).
+    #[arg(long, env = "WARRANT_PORT", default_value_t = 8080)]
+    port: u16,
+    /// Issuer URL [default: http://localhost:PORT].
+    #[arg(long, env = "WARRANT_ISSUER")]
+    issuer: Option<String>,
+    /// This node's name in the records it writes [default: the host name].
+    #[arg(long, env = "WARRANT_NODE")]
+    node: Option<String>,
+    /// Log level or filter (`info`, `debug`, `warrant=debug,actix=warn`).
+    #[arg(long, env = "WARRANT_LOG", default_value = "info")]
+    log: String,
+    /// Log line format.
+    #[arg(long, env = "WARRANT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
+    log_format: LogFormat,
+    /// Write a read-model checkpoint after this many events.
+    #[arg(long, env = "WARRANT_CHECKPOINT_EVERY", default_value_t = 100_000)]
+    checkpoint_every: u64,
+}
+
+/// Starts logging to stderr.
+fn init_logging(filter: &str, format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Runs `warrant serve`.
+pub fn run(args: ServeArgs) -> ExitCode {
+    init_logging(&args.log, args.log_format);
+    let listener = match TcpListener::bind(("127.0.0.1", args.port)) {
+        Ok(listener) => listener,
+        Err(err) => return fail(format!("cannot listen on 127.0.0.1:{}: {err}", args.port)),
+    };
+    let port = listener.local_addr().map(|a| a.port()).unwrap_or(args.port);
+    let config = ServeConfig {
+        node: args.node.unwrap_or_else(default_node),
+        issuer: Some(
+            args.issuer
+                .unwrap_or_else(|| format!("http://localhost:{port}")),
+        ),
+        checkpoint_every: args.checkpoint_every.max(1),
+        ..ServeConfig::embedded(args.store.dir())
+    };
+    actix_rt::System::new().block_on(async move {
+        let warrant = match crate::server::build(config).await {
+            Ok(warrant) => warrant,
+            Err(err) => return fail(format!("cannot start: {err}")),
+        };
+        println!("warrant listening on http://127.0.0.1:{port}");
+        let _ = std::io::stdout().flush();
+        match crate::server::run(listener, warrant).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => fail(err),
+        }
+    })
+}

@@ -1,0 +1,58 @@
+//! Configuration of a running warrant, and the defaults of the embedded run.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Everything `warrant serve` needs to start.
+#[derive(Clone, Debug)]
+pub struct ServeConfig {
+    /// The data directory (event log, checkpoints).
+    pub dir: PathBuf,
+    /// This node's name, written into every record it appends.
+    pub node: String,
+    /// The issuer URL; `None`: `http://localhost:PORT` once the port is known.
+    pub issuer: Option<String>,
+    /// Write a projection checkpoint after this many events.
+    pub checkpoint_every: u64,
+    /// Most actors of each kind kept live.
+    pub actor_capacity: usize,
+    /// Actors unused this long are passivated.
+    pub actor_idle: Duration,
+}
+
+impl ServeConfig {
+    /// The defaults of the embedded run, in `dir`.
+    pub fn embedded(dir: PathBuf) -> ServeConfig {
+        ServeConfig {
+            dir,
+            node: default_node(),
+            issuer: None,
+            checkpoint_every: 100_000,
+            actor_capacity: 10_000,
+            actor_idle: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The default data directory: `$XDG_DATA_HOME/warrant`, else `~/.local/share/warrant`,
+/// else `./warrant-data`.
+pub fn default_dir() -> PathBuf {
+    let non_empty = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    if let Some(xdg) = non_empty("XDG_DATA_HOME") {
+        return PathBuf::from(xdg).join("warrant");
+    }
+    if let Some(home) = non_empty("HOME") {
+        return PathBuf::from(home).join(".local/share/warrant");
+    }
+    PathBuf::from("warrant-data")
+}
+
+/// The default node name: the host name, else `local`.
+pub fn default_node() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|name| name.trim().to_owned())
+        .ok()
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "local".to_owned())
+}

@@ -1,0 +1,95 @@
+//! OAuth error responses: one type whose variants cite their RFC, rendered as JSON
+//! `{"error","error_description"}` with `Cache-Control: no-store`.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{CACHE_CONTROL, HeaderValue, PRAGMA};
+use actix_web::{HttpResponse, ResponseError};
+use std::fmt;
+
+/// An OAuth error: the wire code is the variant, the description says why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OAuthError {
+    /// RFC 6749 §5.2 `invalid_request`; 400.
+    InvalidRequest(String),
+    /// RFC 6749 §5.2 `invalid_client`; 401.
+    InvalidClient(String),
+    /// RFC 6749 §5.2 `invalid_grant`; 400.
+    InvalidGrant(String),
+    /// RFC 7591 §3.2.2 `invalid_redirect_uri`; 400.
+    InvalidRedirectUri(String),
+    /// RFC 7591 §3.2.2 `invalid_client_metadata`; 400.
+    InvalidClientMetadata(String),
+    /// RFC 6749 §4.1.2.1 `access_denied`; 403.
+    AccessDenied(String),
+    /// RFC 6749 §4.1.2.1 `temporarily_unavailable`; 503 (the event store cannot write).
+    TemporarilyUnavailable(String),
+}
+
+impl OAuthError {
+    /// The wire code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            OAuthError::InvalidRequest(_) => "invalid_request",
+            OAuthError::InvalidClient(_) => "invalid_client",
+            OAuthError::InvalidGrant(_) => "invalid_grant",
+            OAuthError::InvalidRedirectUri(_) => "invalid_redirect_uri",
+            OAuthError::InvalidClientMetadata(_) => "invalid_client_metadata",
+            OAuthError::AccessDenied(_) => "access_denied",
+            OAuthError::TemporarilyUnavailable(_) => "temporarily_unavailable",
+        }
+    }
+
+    /// The human-readable description.
+    pub fn description(&self) -> &str {
+        match self {
+            OAuthError::InvalidRequest(d)
+            | OAuthError::InvalidClient(d)
+            | OAuthError::InvalidGrant(d)
+            | OAuthError::InvalidRedirectUri(d)
+            | OAuthError::InvalidClientMetadata(d)
+            | OAuthError::AccessDenied(d)
+            | OAuthError::TemporarilyUnavailable(d) => d,
+        }
+    }
+}
+
+impl fmt::Display for OAuthError {
+    /// The wire code.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+impl ResponseError for OAuthError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            OAuthError::InvalidClient(_) => StatusCode::UNAUTHORIZED,
+            OAuthError::AccessDenied(_) => StatusCode::FORBIDDEN,
+            OAuthError::TemporarilyUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status_code());
+        no_store(&mut response);
+        response.json(serde_json::json!({
+            "error": self.code(),
+            "error_description": self.description(),
+        }))
+    }
+}
+
+/// Marks a response as never to be cached (RFC 6749 §5.1).
+pub fn no_store(response: &mut actix_web::HttpResponseBuilder) {
+    response
+        .insert_header((CACHE_CONTROL, HeaderValue::from_static("no-store")))
+        .insert_header((PRAGMA, HeaderValue::from_static("no-cache")));
+}
+
+impl From<crate::events::StoreError> for OAuthError {
+    fn from(err: crate::events::StoreError) -> OAuthError {
+        tracing::error!(%err, "event store error");
+        OAuthError::TemporarilyUnavailable("the event log cannot record this request now".into())
+    }
+}

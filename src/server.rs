@@ -1,0 +1,105 @@
+//! Assembling a running warrant: open the log, restore the read models from the checkpoint
+//! and the log's tail, start the follower and the actor registries, serve HTTP.
+
+use crate::actors::Actors;
+use crate::config::ServeConfig;
+use crate::events::filelog::{FileLog, FileLogOptions};
+use crate::events::{EventStore, StoreError};
+use crate::projections::checkpoint;
+use crate::projections::live::{CheckpointPolicy, LiveModels};
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How often idle actors are looked for.
+const PASSIVATION_SWEEP: Duration = Duration::from_secs(15);
+
+/// The shared state every handler sees.
+pub struct Warrant {
+    /// The configuration it runs with.
+    pub config: ServeConfig,
+    /// The event log.
+    pub store: Arc<dyn EventStore>,
+    /// The read models.
+    pub models: Arc<LiveModels>,
+    /// The actor registries.
+    pub actors: Actors,
+}
+
+impl Warrant {
+    fn checkpoint_policy(&self) -> CheckpointPolicy {
+        CheckpointPolicy {
+            path: checkpoint::path_in(&self.config.dir),
+            every_events: self.config.checkpoint_every,
+        }
+    }
+}
+
+/// Opens the data directory and brings the read models up to the log's head.
+pub async fn build(config: ServeConfig) -> Result<Warrant, StoreError> {
+    let started = Instant::now();
+    let log = FileLog::open(&config.dir, FileLogOptions::writer(config.node.clone()))?;
+    let store: Arc<dyn EventStore> = Arc::new(log);
+    let head = *store.head().borrow();
+    let mut models = checkpoint::load_for(&checkpoint::path_in(&config.dir), store.as_ref()).await;
+    let from_checkpoint = models.position;
+    models.catch_up(store.as_ref(), None, |_| {}).await?;
+    tracing::info!(
+        dir = %config.dir.display(),
+        head,
+        from_checkpoint,
+        replayed = models.position - from_checkpoint,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "event log opened and read models restored"
+    );
+    let actors = Actors::new(store.clone(), config.actor_capacity, config.actor_idle);
+    Ok(Warrant {
+        config,
+        store,
+        models: LiveModels::new(models),
+        actors,
+    })
+}
+
+/// Serves `warrant` on `listener` until SIGINT or SIGTERM, then writes a final checkpoint.
+/// Must run inside an actix system.
+pub async fn run(listener: TcpListener, warrant: Warrant) -> std::io::Result<()> {
+    let warrant = actix_web::web::Data::new(warrant);
+    let follower = {
+        let models = warrant.models.clone();
+        let store = warrant.store.clone();
+        let policy = warrant.checkpoint_policy();
+        actix_rt::spawn(async move {
+            if let Err(err) = models.follow(store, Some(policy)).await {
+                tracing::error!(%err, "projection follower stopped");
+            }
+        })
+    };
+    let sweeper = {
+        let warrant = warrant.clone();
+        actix_rt::spawn(async move {
+            let mut ticks = actix_rt::time::interval(PASSIVATION_SWEEP);
+            loop {
+                ticks.tick().await;
+                let passivated = warrant.actors.passivate_idle(Instant::now());
+                if passivated > 0 {
+                    tracing::debug!(passivated, "idle actors passivated");
+                }
+            }
+        })
+    };
+    let app_state = warrant.clone();
+    actix_web::HttpServer::new(move || {
+        actix_web::App::new()
+            .app_data(app_state.clone())
+            .configure(crate::http::routes)
+    })
+    .listen(listener)?
+    .run()
+    .await?;
+    follower.abort();
+    sweeper.abort();
+    warrant.models.checkpoint(&warrant.checkpoint_policy());
+    tracing::info!("stopped");
+    Ok(())
+}
