@@ -61,9 +61,13 @@ pub async fn build(config: ServeConfig) -> Result<Warrant, StoreError> {
     })
 }
 
-/// Serves `warrant` on `listener` until SIGINT or SIGTERM, then writes a final checkpoint.
-/// Must run inside an actix system.
-pub async fn run(listener: TcpListener, warrant: Warrant) -> std::io::Result<()> {
+/// Serves `warrant` on `listener` until `shutdown` completes, then stops gracefully and writes
+/// a final checkpoint. Must run inside an actix system.
+pub async fn run(
+    listener: TcpListener,
+    warrant: Warrant,
+    shutdown: impl Future<Output = ()> + 'static,
+) -> std::io::Result<()> {
     let warrant = actix_web::web::Data::new(warrant);
     let follower = {
         let models = warrant.models.clone();
@@ -89,14 +93,21 @@ pub async fn run(listener: TcpListener, warrant: Warrant) -> std::io::Result<()>
         })
     };
     let app_state = warrant.clone();
-    actix_web::HttpServer::new(move || {
+    let server = actix_web::HttpServer::new(move || {
         actix_web::App::new()
             .app_data(app_state.clone())
             .configure(crate::http::routes)
     })
+    .disable_signals()
     .listen(listener)?
-    .run()
-    .await?;
+    .run();
+    let handle = server.handle();
+    actix_rt::spawn(async move {
+        shutdown.await;
+        tracing::info!("shutting down");
+        handle.stop(true).await;
+    });
+    server.await?;
     follower.abort();
     sweeper.abort();
     warrant.models.checkpoint(&warrant.checkpoint_policy());

@@ -76,11 +76,29 @@ pub fn run(args: ServeArgs) -> ExitCode {
             Ok(warrant) => warrant,
             Err(err) => return fail(format!("cannot start: {err}")),
         };
+        let shutdown = match shutdown_signal() {
+            Ok(shutdown) => shutdown,
+            Err(err) => return fail(format!("cannot handle signals: {err}")),
+        };
         println!("warrant listening on http://127.0.0.1:{port}");
         let _ = std::io::stdout().flush();
-        match crate::server::run(listener, warrant).await {
+        match crate::server::run(listener, warrant, shutdown).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => fail(err),
+        }
+    })
+}
+
+/// Completes on the first SIGINT or SIGTERM. The handlers are installed when this returns,
+/// so a signal sent after the ready line always shuts down gracefully.
+fn shutdown_signal() -> std::io::Result<impl Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = interrupt.recv() => {}
         }
     })
 }

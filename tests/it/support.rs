@@ -1,0 +1,111 @@
+//! Running real `warrant` processes for tests.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+/// The `warrant` binary cargo built for these tests.
+pub fn warrant() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_warrant"))
+}
+
+/// Runs `warrant ARGS...` to completion.
+pub fn run(args: &[&str]) -> Output {
+    warrant().args(args).output().expect("warrant runs")
+}
+
+/// Runs `warrant ARGS... --dir DIR`.
+pub fn run_in(dir: &Path, args: &[&str]) -> Output {
+    warrant()
+        .args(args)
+        .arg("--dir")
+        .arg(dir)
+        .output()
+        .expect("warrant runs")
+}
+
+/// Text of a process's stdout and stderr.
+pub fn text(output: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// A `warrant serve` process on a free loopback port.
+pub struct Server {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+}
+
+impl Server {
+    /// Starts `warrant serve` on `dir` and waits until it listens.
+    pub fn start(dir: &Path) -> Server {
+        let mut child = warrant()
+            .args(["serve", "--port", "0", "--log", "warn", "--dir"])
+            .arg(dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("warrant serve starts");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let base = line
+            .trim()
+            .strip_prefix("warrant listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_owned();
+        Server { child, base }
+    }
+
+    /// SIGKILL: the process gets no chance to flush or checkpoint anything.
+    pub fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// SIGTERM, then waits for a clean exit.
+    pub fn stop(mut self) {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "warrant serve exited with {status}");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A blocking HTTP client with redirects off and a timeout.
+pub fn http() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+/// Every exported record of the log in `dir`, as JSON.
+pub fn export(dir: &Path, extra: &[&str]) -> Vec<serde_json::Value> {
+    let mut args = vec!["log", "export"];
+    args.extend_from_slice(extra);
+    let output = run_in(dir, &args);
+    assert!(
+        output.status.success(),
+        "export failed: {:?}",
+        text(&output)
+    );
+    text(&output)
+        .0
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
