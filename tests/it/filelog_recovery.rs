@@ -1,51 +1,10 @@
 //! What opening a damaged log does: torn tails are truncated, anything else stops the open
 //! with the segment and offset; records from a newer build are refused clearly.
 
-use std::path::{Path, PathBuf};
+use super::support::{frame_offsets, tamper, write_events};
 use warrant::events::contract::sample;
-use warrant::events::filelog::{FileLog, FileLogOptions, frame};
+use warrant::events::filelog::{FileLog, FileLogOptions};
 use warrant::events::{EventStore, ExpectedVersion, StoreError};
-
-/// Writes `n` events to a fresh log in `dir` and closes it; returns the segment path.
-pub async fn write_events(dir: &Path, n: usize) -> PathBuf {
-    let log = FileLog::open(dir, FileLogOptions::writer("node-a")).unwrap();
-    for i in 0..n {
-        log.append(
-            &format!("s-{}", i % 3),
-            ExpectedVersion::Any,
-            vec![sample(&i.to_string())],
-        )
-        .await
-        .unwrap();
-    }
-    drop(log);
-    dir.join("log").join("00000000000000000001.seg")
-}
-
-/// Offsets of every frame in a segment file.
-pub fn frame_offsets(segment: &Path) -> Vec<usize> {
-    let data = std::fs::read(segment).unwrap();
-    let mut offsets = Vec::new();
-    let mut at = 0;
-    while at < data.len() {
-        offsets.push(at);
-        at += frame::HEADER + u32::from_le_bytes(data[at..at + 4].try_into().unwrap()) as usize;
-    }
-    offsets
-}
-
-/// Rewrites the body of record `n` (0-based) in place and gives it a valid CRC again, as a
-/// deliberate tamperer would.
-fn tamper(segment: &Path, n: usize, edit: impl FnOnce(&mut [u8])) {
-    let mut data = std::fs::read(segment).unwrap();
-    let at = frame_offsets(segment)[n];
-    let len = u32::from_le_bytes(data[at..at + 4].try_into().unwrap()) as usize;
-    let body = &mut data[at + frame::HEADER..at + frame::HEADER + len];
-    edit(body);
-    let crc = crc32c::crc32c(body);
-    data[at + 4..at + 8].copy_from_slice(&crc.to_le_bytes());
-    std::fs::write(segment, data).unwrap();
-}
 
 async fn positions(log: &FileLog) -> Vec<u64> {
     log.read_all(1, 1000)
