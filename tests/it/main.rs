@@ -1,5 +1,6 @@
 //! warrant's integration tests, in one binary: real files, real processes, real sockets.
 
+mod actors;
 mod cli;
 mod crash;
 mod filelog_contract;

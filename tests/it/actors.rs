@@ -1,0 +1,210 @@
+//! Actors over a real file log: hydration on first use, passivation, and replicas racing on
+//! one aggregate (a code redeemed once, a refresh token rotated once).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+use warrant::actors::client::{Client, ClientCommand, ClientError};
+use warrant::actors::grant::{Grant, GrantCommand, GrantError};
+use warrant::actors::session::{Session, SessionCommand, SessionError, s256_challenge};
+use warrant::actors::{CommandContext, CommandError, Registry};
+use warrant::clock::Timestamp;
+use warrant::events::filelog::{FileLog, FileLogOptions};
+use warrant::events::*;
+use warrant::secret::SecretHash;
+
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+
+fn store(dir: &tempfile::TempDir) -> Arc<dyn EventStore> {
+    Arc::new(FileLog::open(dir.path(), FileLogOptions::writer("node-a")).unwrap())
+}
+
+fn ctx() -> CommandContext {
+    CommandContext::at(Timestamp(1_000_000))
+}
+
+fn register() -> ClientCommand {
+    ClientCommand::Register {
+        metadata: ClientMetadata {
+            client_name: None,
+            redirect_uris: vec!["https://app.example/cb".into()],
+            grant_types: vec!["authorization_code".into()],
+            response_types: vec!["code".into()],
+            token_endpoint_auth_method: "client_secret_basic".into(),
+            scope: None,
+        },
+        secret_hash: Some(SecretHash::of("s")),
+        registered_by: None,
+    }
+}
+
+#[actix_rt::test]
+async fn registry_stays_under_capacity_and_rehydrates_passivated_actors() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::<Client>::new(store(&dir), 10, Duration::from_secs(60));
+    for i in 0..50 {
+        registry
+            .execute(&format!("c{i}"), register(), ctx())
+            .await
+            .unwrap();
+        assert!(registry.live() <= 10, "{} live actors", registry.live());
+    }
+    // c0 was passivated long ago; a fresh actor must rebuild its state from the log.
+    let again = registry.execute("c0", register(), ctx()).await.unwrap_err();
+    assert!(matches!(
+        again,
+        CommandError::Refused(ClientError::AlreadyRegistered(_))
+    ));
+    let rotate = ClientCommand::RotateSecret {
+        secret_hash: SecretHash::of("t"),
+    };
+    let committed = registry.execute("c0", rotate, ctx()).await.unwrap();
+    assert!(matches!(
+        committed.events[..],
+        [Event::ClientSecretRotated(_)]
+    ));
+}
+
+#[actix_rt::test]
+async fn idle_actors_are_passivated_and_come_back_on_demand() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::<Client>::new(store(&dir), 100, Duration::from_secs(30));
+    for i in 0..5 {
+        registry
+            .execute(&format!("c{i}"), register(), ctx())
+            .await
+            .unwrap();
+    }
+    assert_eq!(registry.passivate_idle(Instant::now()), 0, "none idle yet");
+    assert_eq!(
+        registry.passivate_idle(Instant::now() + Duration::from_secs(31)),
+        5
+    );
+    assert_eq!(registry.live(), 0);
+    registry
+        .execute("c3", ClientCommand::Delete, ctx())
+        .await
+        .unwrap();
+    assert_eq!(registry.live(), 1);
+}
+
+fn issue_code(session_id: Uuid) -> SessionCommand {
+    SessionCommand::IssueCode(Box::new(AuthorizationCodeIssued {
+        session_id,
+        code_hash: SecretHash::of("code"),
+        client_id: "c1".into(),
+        subject: "alice@example.com".into(),
+        redirect_uri: "https://app.example/cb".into(),
+        scope: "openid".into(),
+        code_challenge: s256_challenge(VERIFIER),
+        nonce: None,
+        resources: vec![],
+        expires_at: Timestamp(2_000_000),
+    }))
+}
+
+#[actix_rt::test]
+async fn two_replicas_redeem_one_code_exactly_once() {
+    // RFC 6749 §4.1.2: however many nodes race, one redemption wins; the other is a replay.
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir);
+    let node_a = Registry::<Session>::new(store.clone(), 100, Duration::from_secs(60));
+    let node_b = Registry::<Session>::new(store.clone(), 100, Duration::from_secs(60));
+    for round in 0..20 {
+        let id = Uuid::new_v4().to_string();
+        node_a
+            .execute(&id, issue_code(Uuid::parse_str(&id).unwrap()), ctx())
+            .await
+            .unwrap();
+        let redeem = |grant: u128| SessionCommand::RedeemCode {
+            code_hash: SecretHash::of("code"),
+            client_id: "c1".into(),
+            redirect_uri: "https://app.example/cb".into(),
+            code_verifier: VERIFIER.into(),
+            grant_id: Uuid::from_u128(grant),
+        };
+        let (a, b) = tokio::join!(
+            node_a.execute(&id, redeem(1), ctx()),
+            node_b.execute(&id, redeem(2), ctx())
+        );
+        let outcomes = [a, b];
+        let wins = outcomes.iter().filter(|o| o.is_ok()).count();
+        assert_eq!(wins, 1, "round {round}: {outcomes:?}");
+        let loser = outcomes.into_iter().find_map(Result::err).unwrap();
+        assert!(
+            matches!(loser, CommandError::Refused(SessionError::Replayed { .. })),
+            "{loser:?}"
+        );
+    }
+    let denials = store.read_stream(DENIALS_STREAM, 1).await.unwrap();
+    assert_eq!(denials.len(), 20, "every replay is recorded as a denial");
+}
+
+#[actix_rt::test]
+async fn two_replicas_rotate_one_refresh_token_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir);
+    let node_a = Registry::<Grant>::new(store.clone(), 100, Duration::from_secs(60));
+    let node_b = Registry::<Grant>::new(store.clone(), 100, Duration::from_secs(60));
+    let grant_id = Uuid::new_v4();
+    let access = |token: &str| AccessTokenIssued {
+        grant_id,
+        jti: Uuid::new_v4(),
+        token_hash: SecretHash::of(token),
+        client_id: "c1".into(),
+        subject: Some("alice@example.com".into()),
+        scope: "openid offline_access".into(),
+        audience: vec![],
+        issued_at: Timestamp(1_000_000),
+        expires_at: Timestamp(4_600_000),
+    };
+    let create = GrantCommand::Create {
+        created: GrantCreated {
+            grant_id,
+            client_id: "c1".into(),
+            subject: Some("alice@example.com".into()),
+            scope: "openid offline_access".into(),
+            resources: vec![],
+            origin: GrantOrigin::ClientCredentials,
+        },
+        access: access("at-0"),
+        refresh: Some(RefreshTokenIssued {
+            grant_id,
+            token_hash: SecretHash::of("rt-0"),
+            expires_at: Timestamp(90_000_000),
+        }),
+    };
+    let id = grant_id.to_string();
+    node_a.execute(&id, create, ctx()).await.unwrap();
+    let refresh = |next: &str| GrantCommand::Refresh {
+        presented: SecretHash::of("rt-0"),
+        client_id: "c1".into(),
+        access: access(&format!("at-{next}")),
+        next_refresh: SecretHash::of(next),
+        refresh_expires_at: Timestamp(90_000_000),
+    };
+    let (a, b) = tokio::join!(
+        node_a.execute(&id, refresh("rt-a"), ctx()),
+        node_b.execute(&id, refresh("rt-b"), ctx())
+    );
+    let outcomes = [a, b];
+    assert_eq!(
+        outcomes.iter().filter(|o| o.is_ok()).count(),
+        1,
+        "{outcomes:?}"
+    );
+    let loser = outcomes.into_iter().find_map(Result::err).unwrap();
+    assert!(matches!(
+        loser,
+        CommandError::Refused(GrantError::RefreshTokenReused { .. })
+    ));
+    // The second use of a rotated token revoked the family, durably.
+    let stream = store.read_stream(&format!("grant-{id}"), 1).await.unwrap();
+    assert!(matches!(
+        &stream.last().unwrap().event,
+        Event::GrantRevoked(GrantRevoked {
+            reason: RevocationReason::RefreshTokenReuse,
+            ..
+        })
+    ));
+}
