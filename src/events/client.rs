@@ -3,11 +3,12 @@
 use crate::secret::SecretHash;
 use serde::{Deserialize, Serialize};
 
-/// What a client registered (RFC 7591 §2): everything but its secret.
+/// What a client registered (RFC 7591 §2): everything but its secret. No member is skipped
+/// when absent, so the struct also round-trips through the binary checkpoint format.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClientMetadata {
     /// Human-readable name, if given.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub client_name: Option<String>,
     /// Redirect URIs, matched exactly.
     #[serde(default)]
@@ -21,7 +22,7 @@ pub struct ClientMetadata {
     /// `client_secret_basic`, `client_secret_post` or `none`.
     pub token_endpoint_auth_method: String,
     /// Space-separated scopes the client may ask for, if limited.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub scope: Option<String>,
 }
 

@@ -11,6 +11,7 @@ pub mod grant;
 pub mod key;
 pub mod session;
 pub mod store;
+pub mod synthetic;
 
 pub use catalog::{DecodeError, Event};
 pub use client::*;

@@ -73,6 +73,9 @@ pub async fn register(
         warrant.models.wait_for(position).await;
     }
     let mut body = serde_json::to_value(&metadata).expect("metadata serializes");
+    if let Some(members) = body.as_object_mut() {
+        members.retain(|_, value| !value.is_null()); // RFC 7591 §3.2.1: only what is set
+    }
     body["client_id"] = client_id.into();
     body["client_id_issued_at"] = now.unix_seconds().into();
     if let Some(secret) = secret {

@@ -97,7 +97,7 @@ async fn torn_tail_fails_verify_until_a_start_truncates_it() {
     let dir = tempfile::tempdir().unwrap();
     let segment = write_events(dir.path(), 10).await;
     let mut data = std::fs::read(&segment).unwrap();
-    data.extend_from_slice(&data[..20].to_vec());
+    data.extend_from_within(..20);
     std::fs::write(&segment, &data).unwrap();
 
     let verify = run_in(dir.path(), &["log", "verify"]);

@@ -82,8 +82,8 @@ fn kill_9_during_concurrent_appends_loses_nothing_acknowledged() {
             (id, r["position"].as_u64().unwrap())
         })
         .collect();
-    let mut last_position = vec![0u64; APPENDERS];
-    let mut last_seq = vec![None::<usize>; APPENDERS];
+    let mut last_position = [0u64; APPENDERS];
+    let mut last_seq = [None::<usize>; APPENDERS];
     for (appender, seq, id) in &acked {
         let position = *positions
             .get(id)

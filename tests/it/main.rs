@@ -5,4 +5,7 @@ mod cli;
 mod crash;
 mod filelog_contract;
 mod filelog_recovery;
+mod http;
+mod layout;
+mod projections;
 mod support;

@@ -1,0 +1,84 @@
+//! Synthetic but valid histories, for tests and benchmarks that need many realistic events
+//! without driving the HTTP surface.
+
+use super::envelope::NewEvent;
+use super::{
+    AccessTokenIssued, ClientMetadata, ClientRegistered, GrantCreated, GrantOrigin,
+    RefreshTokenIssued,
+};
+use crate::clock::Timestamp;
+use crate::secret::SecretHash;
+use uuid::Uuid;
+
+/// How many clients the synthetic families are spread over.
+pub const CLIENTS: usize = 100;
+
+/// The registration of synthetic client `i`, as `(stream, events)`.
+pub fn client(i: usize, now: Timestamp) -> (String, Vec<NewEvent>) {
+    let client_id = format!("client-{i}");
+    let registered = ClientRegistered {
+        client_id: client_id.clone(),
+        metadata: ClientMetadata {
+            client_name: Some(format!("synthetic {i}")),
+            redirect_uris: vec![format!("https://app{i}.example/cb")],
+            grant_types: vec!["authorization_code".into(), "refresh_token".into()],
+            response_types: vec!["code".into()],
+            token_endpoint_auth_method: "client_secret_basic".into(),
+            scope: None,
+        },
+        secret_hash: Some(SecretHash::of(&format!("secret-{i}"))),
+        registered_by: Some("admin@example.com".into()),
+    };
+    (
+        format!("client-{client_id}"),
+        vec![NewEvent::new(registered, now, Uuid::new_v4())],
+    )
+}
+
+/// Token family `i`: a grant with one access token (text `at-{i}`) and one refresh token
+/// (text `rt-{i}`), as `(stream, events)`.
+pub fn token_family(i: usize, now: Timestamp) -> (String, Vec<NewEvent>) {
+    let grant_id = Uuid::from_u128(0x5eed_0000_0000 + i as u128);
+    let client_id = format!("client-{}", i % CLIENTS);
+    let subject = Some(format!("user{}@example.com", i % 1000));
+    let correlation = Uuid::new_v4();
+    let events = vec![
+        NewEvent::new(
+            GrantCreated {
+                grant_id,
+                client_id: client_id.clone(),
+                subject: subject.clone(),
+                scope: "openid offline_access".into(),
+                resources: vec![format!("https://mcp{}.example", i % 10)],
+                origin: GrantOrigin::ClientCredentials,
+            },
+            now,
+            correlation,
+        ),
+        NewEvent::new(
+            AccessTokenIssued {
+                grant_id,
+                jti: Uuid::from_u128(0x7a1_0000_0000 + i as u128),
+                token_hash: SecretHash::of(&format!("at-{i}")),
+                client_id,
+                subject,
+                scope: "openid offline_access".into(),
+                audience: vec![format!("https://mcp{}.example", i % 10)],
+                issued_at: now,
+                expires_at: now.plus_seconds(3600),
+            },
+            now,
+            correlation,
+        ),
+        NewEvent::new(
+            RefreshTokenIssued {
+                grant_id,
+                token_hash: SecretHash::of(&format!("rt-{i}")),
+                expires_at: now.plus_seconds(30 * 86_400),
+            },
+            now,
+            correlation,
+        ),
+    ];
+    (format!("grant-{grant_id}"), events)
+}

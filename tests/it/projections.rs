@@ -1,0 +1,239 @@
+//! Read models: live state equals a rebuild from scratch, checkpoints restore exactly what
+//! they captured, and a checkpoint that does not belong to the log is ignored.
+
+use std::sync::Arc;
+use std::time::Duration;
+use uuid::Uuid;
+use warrant::actors::grant::{Grant, GrantCommand};
+use warrant::actors::{CommandContext, Registry};
+use warrant::clock::Timestamp;
+use warrant::events::filelog::{FileLog, FileLogOptions};
+use warrant::events::*;
+use warrant::projections::live::LiveModels;
+use warrant::projections::tokens::TokenStatus;
+use warrant::projections::{ReadModels, checkpoint};
+use warrant::secret::SecretHash;
+
+const NOW: Timestamp = Timestamp(1_795_000_000_000);
+
+fn open(dir: &std::path::Path) -> Arc<dyn EventStore> {
+    Arc::new(FileLog::open(dir, FileLogOptions::writer("node-a")).unwrap())
+}
+
+async fn append(store: &dyn EventStore, (stream, events): (String, Vec<NewEvent>)) -> u64 {
+    store
+        .append(&stream, ExpectedVersion::Any, events)
+        .await
+        .unwrap()
+        .last_position
+}
+
+/// Clients, token families, a key, then rotations, an exchange, revocations and a reuse
+/// through the grant actors: every kind of event the models fold.
+async fn busy_history(store: &Arc<dyn EventStore>) -> u64 {
+    for i in 0..5 {
+        append(store.as_ref(), synthetic::client(i, NOW)).await;
+    }
+    for i in 0..40 {
+        append(store.as_ref(), synthetic::token_family(i, NOW)).await;
+    }
+    let key = NewEvent::new(
+        SigningKeyPublished {
+            kid: "k1".into(),
+            alg: "EdDSA".into(),
+            node: "node-a".into(),
+            public_jwk: serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": "abc"}),
+        },
+        NOW,
+        Uuid::new_v4(),
+    );
+    store
+        .append("key-k1", ExpectedVersion::Exact(0), vec![key])
+        .await
+        .unwrap();
+    let grants = Registry::<Grant>::new(store.clone(), 100, Duration::from_secs(60));
+    let ctx = CommandContext::at(NOW);
+    let grant = |i: u128| Uuid::from_u128(0x5eed_0000_0000 + i);
+    let access = |i: u128, token: &str| AccessTokenIssued {
+        grant_id: grant(i),
+        jti: Uuid::new_v4(),
+        token_hash: SecretHash::of(token),
+        client_id: format!("client-{i}"),
+        subject: Some(format!("user{i}@example.com")),
+        scope: "openid offline_access".into(),
+        audience: vec![],
+        issued_at: NOW,
+        expires_at: NOW.plus_seconds(600),
+    };
+    // Family 1 rotates its refresh token; family 2 revokes its access token; family 3
+    // reuses a rotated refresh token (revoking the grant); family 4's token is exchanged.
+    for i in [1u128, 3] {
+        let refresh = GrantCommand::Refresh {
+            presented: SecretHash::of(&format!("rt-{i}")),
+            client_id: format!("client-{i}"),
+            access: access(i, &format!("at-{i}-2")),
+            next_refresh: SecretHash::of(&format!("rt-{i}-2")),
+            refresh_expires_at: NOW.plus_seconds(86_400),
+        };
+        grants
+            .execute(&grant(i).to_string(), refresh.clone(), ctx)
+            .await
+            .unwrap();
+        if i == 3 {
+            grants
+                .execute(&grant(i).to_string(), refresh, ctx)
+                .await
+                .unwrap_err();
+        }
+    }
+    let revoke = GrantCommand::RevokeToken {
+        token_hash: SecretHash::of("at-2"),
+        client_id: "client-2".into(),
+    };
+    grants
+        .execute(&grant(2).to_string(), revoke, ctx)
+        .await
+        .unwrap();
+    let exchange = GrantCommand::Exchange(Box::new(TokenExchanged {
+        grant_id: grant(4),
+        subject_jti: Uuid::from_u128(0x7a1_0000_0000 + 4),
+        jti: Uuid::from_u128(77),
+        token_hash: SecretHash::of("exchanged-4"),
+        client_id: "gateway".into(),
+        subject: Some("user4@example.com".into()),
+        actor: ActorClaim {
+            sub: "gateway".into(),
+            client_id: Some("gateway".into()),
+            act: None,
+        },
+        audience: vec!["https://server.example".into()],
+        scope: "openid".into(),
+        issued_at: NOW,
+        expires_at: NOW.plus_seconds(300),
+    }));
+    let committed = grants
+        .execute(&grant(4).to_string(), exchange, ctx)
+        .await
+        .unwrap();
+    committed.last_position.unwrap()
+}
+
+#[actix_rt::test]
+async fn live_models_equal_a_rebuild_from_scratch() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let live = LiveModels::new(ReadModels::default());
+    let follower = actix_rt::spawn(live.clone().follow(store.clone(), None));
+    let head = busy_history(&store).await;
+    live.wait_for(head).await;
+    follower.abort();
+
+    let rebuilt = ReadModels::rebuild(store.as_ref(), None, |_| {})
+        .await
+        .unwrap();
+    let live = live.read();
+    assert_eq!(*live, rebuilt);
+    assert_eq!(rebuilt.position, head);
+
+    let now = NOW.unix_seconds() + 1;
+    let by_text = |t: &str| rebuilt.tokens.by_hash(&SecretHash::of(t)).unwrap();
+    assert!(by_text("at-0").is_active(now));
+    assert!(!by_text("at-0").is_active(now + 3600), "expired");
+    assert_eq!(by_text("rt-1").status, TokenStatus::Rotated);
+    assert!(by_text("rt-1-2").is_active(now));
+    assert_eq!(by_text("at-2").status, TokenStatus::Revoked);
+    assert!(
+        by_text("rt-2").is_active(now),
+        "revoking an access token leaves the family"
+    );
+    let reused = by_text("at-3-2");
+    assert_eq!(
+        reused.grant_revoked,
+        Some(RevocationReason::RefreshTokenReuse)
+    );
+    assert!(!reused.is_active(now) && !by_text("at-3").is_active(now));
+    let exchanged = rebuilt.tokens.by_jti(&Uuid::from_u128(77)).unwrap();
+    assert_eq!(exchanged.audience, vec!["https://server.example"]);
+    assert_eq!(exchanged.act.unwrap().sub, "gateway");
+    assert_eq!(exchanged.subject, Some("user4@example.com"));
+    assert!(
+        rebuilt
+            .tokens
+            .by_hash(&SecretHash::of("never issued"))
+            .is_none()
+    );
+
+    assert_eq!(rebuilt.clients.len(), 5);
+    assert_eq!(rebuilt.keys.active().count(), 1);
+    assert_eq!(rebuilt.audit.for_subject("user3@example.com").len(), 6);
+    assert_eq!(rebuilt.audit.denials().len(), 1, "the refresh token reuse");
+    assert_eq!(rebuilt.audit.counts()["grant_created"], 40);
+}
+
+#[actix_rt::test]
+async fn checkpoint_restores_exactly_and_the_tail_is_folded_on_top() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    busy_history(&store).await;
+    let path = checkpoint::path_in(dir.path());
+    let at_checkpoint = ReadModels::rebuild(store.as_ref(), None, |_| {})
+        .await
+        .unwrap();
+    checkpoint::save(&path, &at_checkpoint).unwrap();
+    assert_eq!(checkpoint::read(&path).unwrap(), at_checkpoint);
+
+    for i in 100..110 {
+        append(store.as_ref(), synthetic::token_family(i, NOW)).await;
+    }
+    let mut restored = checkpoint::load_for(&path, store.as_ref()).await;
+    assert_eq!(restored.position, at_checkpoint.position);
+    restored
+        .catch_up(store.as_ref(), None, |_| {})
+        .await
+        .unwrap();
+    assert_eq!(
+        restored,
+        ReadModels::rebuild(store.as_ref(), None, |_| {})
+            .await
+            .unwrap()
+    );
+}
+
+#[tokio::test]
+async fn checkpoint_of_another_log_or_damaged_is_ignored() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (store_a, store_b) = (open(a.path()), open(b.path()));
+    for i in 0..3 {
+        append(store_a.as_ref(), synthetic::token_family(i, NOW)).await;
+        append(store_b.as_ref(), synthetic::token_family(i + 50, NOW)).await;
+    }
+    let path = checkpoint::path_in(b.path());
+    let from_a = ReadModels::rebuild(store_a.as_ref(), None, |_| {})
+        .await
+        .unwrap();
+    checkpoint::save(&path, &from_a).unwrap();
+    assert_eq!(
+        checkpoint::load_for(&path, store_b.as_ref()).await.position,
+        0,
+        "another log"
+    );
+    assert_eq!(
+        checkpoint::load_for(&path, store_a.as_ref()).await,
+        from_a,
+        "its own log"
+    );
+
+    let mut data = std::fs::read(&path).unwrap();
+    let last = data.len() - 1;
+    data[last] ^= 1;
+    std::fs::write(&path, data).unwrap();
+    assert!(
+        checkpoint::read(&path)
+            .unwrap_err()
+            .contains("checksum mismatch")
+    );
+    assert_eq!(
+        checkpoint::load_for(&path, store_a.as_ref()).await.position,
+        0
+    );
+}
