@@ -4,8 +4,9 @@
 
 use super::interner::{Interner, Sym};
 use crate::events::{Envelope, Event};
+use hashbrown::HashMap;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use uuid::Uuid;
 
 /// Positions by subject and by client, and counts by event type.

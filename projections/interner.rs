@@ -1,8 +1,8 @@
 //! Interned strings: client ids, subjects, scopes and audiences repeat across many tokens,
 //! so read models store a 4-byte symbol per use and each distinct string once.
 
+use hashbrown::HashMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use std::collections::HashMap;
 use std::sync::Arc;
 
 /// A handle to an interned string; [`Sym::NONE`] stands for "absent".

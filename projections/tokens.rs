@@ -8,9 +8,10 @@
 use super::interner::{Interner, Sym};
 use crate::events::{ActorClaim, Envelope, Event, RevocationReason, TokenKind};
 use crate::secret::SecretHash;
+use hashbrown::DefaultHashBuilder;
 use hashbrown::HashTable;
 use serde::{Deserialize, Serialize};
-use std::hash::{BuildHasher, RandomState};
+use std::hash::BuildHasher;
 use uuid::Uuid;
 
 const END: u32 = u32::MAX;
@@ -102,7 +103,7 @@ pub struct Tokens {
     by_hash: HashTable<u32>,
     by_jti: HashTable<u32>,
     by_grant: HashTable<u32>,
-    hasher: RandomState,
+    hasher: DefaultHashBuilder,
 }
 
 impl PartialEq for Tokens {

@@ -88,16 +88,23 @@ impl<'de> Deserialize<'de> for SecretHash {
     }
 }
 
-/// Parses exactly 64 hex digits into 32 bytes.
+/// Parses exactly 64 hex digits (either case) into 32 bytes.
 pub fn parse_hex32(text: &str) -> Option<[u8; 32]> {
+    fn nibble(c: u8) -> Option<u8> {
+        match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            b'A'..=b'F' => Some(c - b'A' + 10),
+            _ => None,
+        }
+    }
     let bytes = text.as_bytes();
     if bytes.len() != 64 {
         return None;
     }
     let mut out = [0u8; 32];
-    for (i, pair) in bytes.chunks(2).enumerate() {
-        let pair = std::str::from_utf8(pair).ok()?;
-        out[i] = u8::from_str_radix(pair, 16).ok()?;
+    for (i, pair) in bytes.chunks_exact(2).enumerate() {
+        out[i] = (nibble(pair[0])? << 4) | nibble(pair[1])?;
     }
     Some(out)
 }
@@ -132,5 +139,9 @@ mod tests {
         assert_eq!(json.len(), 66);
         assert_eq!(serde_json::from_str::<SecretHash>(&json).unwrap(), hash);
         assert!(serde_json::from_str::<SecretHash>("\"zz\"").is_err());
+        let upper = serde_json::to_string(&hash).unwrap().to_uppercase();
+        assert_eq!(serde_json::from_str::<SecretHash>(&upper).unwrap(), hash);
+        let bad = format!("\"{}g\"", &hash.to_string()[..63]);
+        assert!(serde_json::from_str::<SecretHash>(&bad).is_err());
     }
 }

@@ -206,6 +206,11 @@ fn utf8(bytes: &[u8]) -> Result<&str, RecordError> {
     std::str::from_utf8(bytes).map_err(|_| RecordError::NotUtf8)
 }
 
+/// The previous-record hash a body carries, without parsing the rest.
+pub fn prev_hash_of(body: &[u8]) -> Option<ChainHash> {
+    body.get(26..58).map(|h| h.try_into().expect("32 bytes"))
+}
+
 /// The hash of a record body.
 pub fn hash_body(body: &[u8]) -> ChainHash {
     Sha256::digest(body).into()

@@ -1,7 +1,7 @@
 //! The in-memory index of a file log: where each record lives and which records each
 //! stream holds. Rebuilt from the segments on every open; only the writer changes it.
 
-use std::collections::HashMap;
+use hashbrown::HashMap;
 use std::fs::File;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};

@@ -17,7 +17,7 @@ pub mod writer;
 use self::index::{Index, Run, Segment};
 pub use self::recovery::TornTail;
 use self::writer::{AppendRequest, Writer};
-use super::envelope::{Envelope, NewEvent, RecordError, hash_body};
+use super::envelope::{Envelope, NewEvent, RecordError, hash_body, prev_hash_of};
 use super::store::validate_append;
 use super::{Appended, EventStore, ExpectedVersion, StoreError};
 use async_trait::async_trait;
@@ -183,6 +183,9 @@ impl FileLog {
         self.shared.index.read().unwrap().stream_count()
     }
 
+    /// Reads and decodes every record of `runs`, checking each frame's CRC. A record's hash
+    /// is taken from the next record's `prev_hash` (the chain was verified when the log was
+    /// opened); only the last record of a run is hashed.
     fn read_runs(&self, runs: Vec<Run>, out: &mut Vec<Envelope>) -> Result<(), StoreError> {
         let mut buf = Vec::new();
         for run in runs {
@@ -190,27 +193,36 @@ impl FileLog {
             run.file
                 .read_exact_at(&mut buf, run.start)
                 .map_err(StoreError::io(format!("reading {}", run.path.display())))?;
+            let corrupt = |at: usize, position: u64, reason: &dyn std::fmt::Display| {
+                StoreError::Corrupt(format!(
+                    "corrupt record in segment {} at offset {} (position {position}): {reason}",
+                    run.path.display(),
+                    run.start + at as u64
+                ))
+            };
+            let mut bodies = Vec::new();
             let mut offset = 0;
-            let mut position = run.first;
             while offset < buf.len() {
-                let at = run.start + offset as u64;
-                let damaged = |reason: &dyn std::fmt::Display| {
-                    StoreError::Corrupt(format!(
-                        "corrupt record in segment {} at offset {at} (position {position}): {reason}",
-                        run.path.display()
-                    ))
-                };
-                let body = frame::read(&buf[offset..]).map_err(|e| damaged(&e))?;
-                let envelope = Envelope::decode(body, hash_body(body)).map_err(|e| match e {
+                let position = run.first + bodies.len() as u64;
+                let body =
+                    frame::read(&buf[offset..]).map_err(|e| corrupt(offset, position, &e))?;
+                bodies.push((offset, body));
+                offset += frame::HEADER + body.len();
+            }
+            for (i, &(at, body)) in bodies.iter().enumerate() {
+                let position = run.first + i as u64;
+                let hash = bodies
+                    .get(i + 1)
+                    .and_then(|(_, next)| prev_hash_of(next))
+                    .unwrap_or_else(|| hash_body(body));
+                let envelope = Envelope::decode(body, hash).map_err(|e| match e {
                     RecordError::Decode(reason) => StoreError::Undecodable {
                         position,
                         reason: reason.to_string(),
                     },
-                    other => damaged(&other),
+                    other => corrupt(at, position, &other),
                 })?;
                 out.push(envelope);
-                offset += frame::HEADER + body.len();
-                position += 1;
             }
         }
         Ok(())

@@ -1,0 +1,159 @@
+//! Criterion benchmarks of the event-sourced core: durable appends under concurrency (group
+//! commit), projection rebuild rate, and start-up with a million events in the log.
+//!
+//! `cargo bench --bench core`; logs live under the target directory (a real disk: fdatasync
+//! is not free there, unlike on a tmpfs).
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use warrant::clock::Timestamp;
+use warrant::config::ServeConfig;
+use warrant::events::contract::sample;
+use warrant::events::filelog::{FileLog, FileLogOptions};
+use warrant::events::{EventStore, ExpectedVersion, synthetic};
+use warrant::projections::{ReadModels, checkpoint};
+
+const NOW: Timestamp = Timestamp(1_795_000_000_000);
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn scratch(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join(name)
+}
+
+/// `iters` single-event appends spread over `appenders` concurrent tasks, each on its own
+/// streams; returns the wall time until the last one is durable.
+async fn appends(log: Arc<FileLog>, appenders: usize, iters: u64) -> Duration {
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..appenders)
+        .map(|task| {
+            let log = log.clone();
+            let count =
+                iters / appenders as u64 + u64::from((task as u64) < iters % appenders as u64);
+            tokio::spawn(async move {
+                for i in 0..count {
+                    let stream = format!("bench-{task}-{}", i % 64);
+                    log.append(&stream, ExpectedVersion::Any, vec![sample("x")])
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    started.elapsed()
+}
+
+fn durable_appends(c: &mut Criterion) {
+    let rt = runtime();
+    let mut group = c.benchmark_group("durable_appends");
+    group.throughput(Throughput::Elements(1));
+    group.measurement_time(Duration::from_secs(8));
+    for appenders in [1usize, 16, 256] {
+        let dir = scratch(&format!("appends-{appenders}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        let log = Arc::new(FileLog::open(&dir, FileLogOptions::writer("bench")).unwrap());
+        group.bench_with_input(
+            BenchmarkId::from_parameter(appenders),
+            &appenders,
+            |b, &n| {
+                b.to_async(&rt)
+                    .iter_custom(|iters| appends(log.clone(), n, iters));
+            },
+        );
+    }
+    group.finish();
+}
+
+/// Writes synthetic token families until the log at `dir` holds at least `events` events
+/// (reusing a log left by an earlier run); returns the head.
+fn filled_log(dir: &Path, events: u64) -> u64 {
+    let rt = runtime();
+    rt.block_on(async {
+        let log = Arc::new(FileLog::open(dir, FileLogOptions::writer("bench")).unwrap());
+        let mut head = *log.head().borrow();
+        if head == 0 {
+            for i in 0..synthetic::CLIENTS {
+                let (stream, batch) = synthetic::client(i, NOW);
+                log.append(&stream, ExpectedVersion::Exact(0), batch)
+                    .await
+                    .unwrap();
+            }
+        }
+        let mut next = (head / 3) as usize;
+        while head < events {
+            let tasks: Vec<_> = (0..256)
+                .map(|k| {
+                    let log = log.clone();
+                    let i = next + k;
+                    tokio::spawn(async move {
+                        let (stream, batch) = synthetic::token_family(i, NOW);
+                        log.append(&stream, ExpectedVersion::Any, batch)
+                            .await
+                            .unwrap()
+                    })
+                })
+                .collect();
+            for task in tasks {
+                head = head.max(task.await.unwrap().last_position);
+            }
+            next += 256;
+        }
+        head
+    })
+}
+
+fn projection_rebuild(c: &mut Criterion) {
+    let dir = scratch("rebuild-100k");
+    let head = filled_log(&dir, 100_000);
+    let rt = runtime();
+    let log = FileLog::open(&dir, FileLogOptions::reader()).unwrap();
+    let mut group = c.benchmark_group("projection_rebuild");
+    group.throughput(Throughput::Elements(head));
+    group.sample_size(10);
+    group.bench_function(BenchmarkId::from_parameter(head), |b| {
+        b.to_async(&rt)
+            .iter(|| async { ReadModels::rebuild(&log, None, |_| {}).await.unwrap() });
+    });
+    group.finish();
+}
+
+/// What `warrant serve` does before it listens: open the log (scan, CRC and hash chain of
+/// every record), load the checkpoint, fold the tail.
+fn startup(c: &mut Criterion) {
+    let dir = scratch("startup-1m");
+    let head = filled_log(&dir, 1_000_000);
+    let rt = runtime();
+    let path = checkpoint::path_in(&dir);
+    let mut group = c.benchmark_group("startup_1m_events");
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(20));
+    let start = || async {
+        let warrant = warrant::server::build(ServeConfig::embedded(dir.clone()))
+            .await
+            .unwrap();
+        assert_eq!(warrant.models.position(), head);
+    };
+    let _ = std::fs::remove_file(&path);
+    group.bench_function("without_checkpoint", |b| b.to_async(&rt).iter(start));
+    rt.block_on(async {
+        let log = FileLog::open(&dir, FileLogOptions::reader()).unwrap();
+        let models = ReadModels::rebuild(&log, None, |_| {}).await.unwrap();
+        checkpoint::save(&path, &models).unwrap();
+    });
+    group.bench_function("with_checkpoint", |b| b.to_async(&rt).iter(start));
+    group.finish();
+}
+
+criterion_group!(benches, durable_appends, projection_rebuild, startup);
+criterion_main!(benches);
