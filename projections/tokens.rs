@@ -133,6 +133,30 @@ struct Issue<'e> {
     act: Option<&'e ActorClaim>,
 }
 
+impl Issue<'static> {
+    /// A refresh token: client, subject and scope are its grant's.
+    fn refresh(
+        grant_id: Uuid,
+        hash: SecretHash,
+        recorded: &Envelope,
+        expires_at: crate::clock::Timestamp,
+    ) -> Issue<'static> {
+        Issue {
+            grant_id,
+            hash,
+            jti: None,
+            kind: TokenKind::Refresh,
+            issued_at: seconds(recorded.time),
+            expires_at: seconds(expires_at),
+            client: None,
+            subject: None,
+            scope: None,
+            audience: &[],
+            act: None,
+        }
+    }
+}
+
 impl Tokens {
     /// How many tokens are recorded (of any status).
     pub fn len(&self) -> usize {
@@ -241,34 +265,20 @@ impl Tokens {
                 audience: &e.audience,
                 act: Some(&e.actor),
             }),
-            Event::RefreshTokenIssued(e) => self.issue(Issue {
-                grant_id: e.grant_id,
-                hash: e.token_hash,
-                jti: None,
-                kind: TokenKind::Refresh,
-                issued_at: seconds(envelope.time),
-                expires_at: seconds(e.expires_at),
-                client: None,
-                subject: None,
-                scope: None,
-                audience: &[],
-                act: None,
-            }),
+            Event::RefreshTokenIssued(e) => self.issue(Issue::refresh(
+                e.grant_id,
+                e.token_hash,
+                envelope,
+                e.expires_at,
+            )),
             Event::RefreshTokenRotated(e) => {
                 self.set_status(&e.previous_hash, TokenStatus::Rotated);
-                self.issue(Issue {
-                    grant_id: e.grant_id,
-                    hash: e.token_hash,
-                    jti: None,
-                    kind: TokenKind::Refresh,
-                    issued_at: seconds(envelope.time),
-                    expires_at: seconds(e.expires_at),
-                    client: None,
-                    subject: None,
-                    scope: None,
-                    audience: &[],
-                    act: None,
-                });
+                self.issue(Issue::refresh(
+                    e.grant_id,
+                    e.token_hash,
+                    envelope,
+                    e.expires_at,
+                ));
             }
             Event::TokenRevoked(e) => self.set_status(&e.token_hash, TokenStatus::Revoked),
             Event::GrantRevoked(e) => self.revoke_grant(&e.grant_id, e.reason),

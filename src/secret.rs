@@ -81,10 +81,19 @@ impl<'de> Deserialize<'de> for SecretHash {
         if !deserializer.is_human_readable() {
             return <[u8; 32]>::deserialize(deserializer).map(SecretHash);
         }
-        let text = String::deserialize(deserializer)?;
-        parse_hex32(&text)
-            .map(SecretHash)
-            .ok_or_else(|| serde::de::Error::custom("expected 64 hex digits"))
+        struct Hex;
+        impl serde::de::Visitor<'_> for Hex {
+            type Value = SecretHash;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("64 hex digits")
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<SecretHash, E> {
+                parse_hex32(text)
+                    .map(SecretHash)
+                    .ok_or_else(|| E::custom("expected 64 hex digits"))
+            }
+        }
+        deserializer.deserialize_str(Hex)
     }
 }
 

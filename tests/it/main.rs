@@ -3,6 +3,7 @@
 mod actors;
 mod cli;
 mod crash;
+mod disk_full;
 mod filelog_contract;
 mod filelog_recovery;
 mod http;
