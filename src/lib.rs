@@ -12,3 +12,4 @@ pub mod http;
 pub mod projections;
 pub mod secret;
 pub mod server;
+pub mod tokens;

@@ -1,0 +1,3 @@
+//! Token crypto: this node's signing keys and the JWTs it mints.
+
+pub mod keys;
