@@ -139,7 +139,7 @@ fn startup(c: &mut Criterion) {
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(20));
     let start = || async {
-        let warrant = warrant::server::build(ServeConfig::embedded(dir.clone()))
+        let warrant = warrant::server::build(ServeConfig::embedded(dir.clone(), 8080))
             .await
             .unwrap();
         assert_eq!(warrant.models.position(), head);

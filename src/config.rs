@@ -10,8 +10,8 @@ pub struct ServeConfig {
     pub dir: PathBuf,
     /// This node's name, written into every record it appends.
     pub node: String,
-    /// The issuer URL; `None`: `http://localhost:PORT` once the port is known.
-    pub issuer: Option<String>,
+    /// The issuer URL (`http://localhost:PORT` by default).
+    pub issuer: String,
     /// Write a projection checkpoint after this many events.
     pub checkpoint_every: u64,
     /// Most actors of each kind kept live.
@@ -21,12 +21,12 @@ pub struct ServeConfig {
 }
 
 impl ServeConfig {
-    /// The defaults of the embedded run, in `dir`.
-    pub fn embedded(dir: PathBuf) -> ServeConfig {
+    /// The defaults of the embedded run, in `dir`, for the issuer `http://localhost:{port}`.
+    pub fn embedded(dir: PathBuf, port: u16) -> ServeConfig {
         ServeConfig {
             dir,
             node: default_node(),
-            issuer: None,
+            issuer: format!("http://localhost:{port}"),
             checkpoint_every: 100_000,
             actor_capacity: 10_000,
             actor_idle: Duration::from_secs(60),

@@ -2,11 +2,15 @@
 //! and the log's tail, start the follower and the actor registries, serve HTTP.
 
 use crate::actors::Actors;
+use crate::clock::Timestamp;
 use crate::config::ServeConfig;
 use crate::events::filelog::{FileLog, FileLogOptions};
 use crate::events::{EventStore, StoreError};
+use crate::events::{ExpectedVersion, NewEvent, SigningKeyPublished};
+use crate::projections::ReadModels;
 use crate::projections::checkpoint;
 use crate::projections::live::{CheckpointPolicy, LiveModels};
+use crate::tokens::keys::{KeyError, NodeKeys};
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,6 +28,8 @@ pub struct Warrant {
     pub models: Arc<LiveModels>,
     /// The actor registries.
     pub actors: Actors,
+    /// This node's signing keys.
+    pub keys: NodeKeys,
 }
 
 impl Warrant {
@@ -35,8 +41,20 @@ impl Warrant {
     }
 }
 
-/// Opens the data directory and brings the read models up to the log's head.
-pub async fn build(config: ServeConfig) -> Result<Warrant, StoreError> {
+/// Why warrant could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The event log could not be opened or read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The signing keys could not be loaded or created.
+    #[error(transparent)]
+    Keys(#[from] KeyError),
+}
+
+/// Opens the data directory, brings the read models up to the log's head and publishes this
+/// node's public keys if the log does not have them yet.
+pub async fn build(config: ServeConfig) -> Result<Warrant, StartError> {
     let started = Instant::now();
     let log = FileLog::open(&config.dir, FileLogOptions::writer(config.node.clone()))?;
     let store: Arc<dyn EventStore> = Arc::new(log);
@@ -44,6 +62,8 @@ pub async fn build(config: ServeConfig) -> Result<Warrant, StoreError> {
     let mut models = checkpoint::load_for(&checkpoint::path_in(&config.dir), store.as_ref()).await;
     let from_checkpoint = models.position;
     models.catch_up(store.as_ref(), None, |_| {}).await?;
+    let keys = NodeKeys::load_or_generate(&config.dir)?;
+    publish_keys(store.as_ref(), &mut models, &keys, &config.node).await?;
     tracing::info!(
         dir = %config.dir.display(),
         head,
@@ -58,7 +78,44 @@ pub async fn build(config: ServeConfig) -> Result<Warrant, StoreError> {
         store,
         models: LiveModels::new(models),
         actors,
+        keys,
     })
+}
+
+/// Appends `SigningKeyPublished` for each of this node's keys the log lacks, then folds it.
+async fn publish_keys(
+    store: &dyn EventStore,
+    models: &mut ReadModels,
+    keys: &NodeKeys,
+    node: &str,
+) -> Result<(), StoreError> {
+    for key in keys.all() {
+        if models.keys.get(&key.kid).is_some() {
+            continue;
+        }
+        let published = SigningKeyPublished {
+            kid: key.kid.clone(),
+            alg: key.public_jwk["alg"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            node: node.to_owned(),
+            public_jwk: key.public_jwk.clone(),
+        };
+        let event = NewEvent::new(published, Timestamp::now(), uuid::Uuid::new_v4());
+        match store
+            .append(
+                &format!("key-{}", key.kid),
+                ExpectedVersion::Exact(0),
+                vec![event],
+            )
+            .await
+        {
+            Ok(_) | Err(StoreError::Conflict { .. }) => {}
+            Err(err) => return Err(err),
+        }
+    }
+    models.catch_up(store, None, |_| {}).await
 }
 
 /// Serves `warrant` on `listener` until `shutdown` completes, then stops gracefully and writes

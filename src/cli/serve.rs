@@ -62,14 +62,15 @@ pub fn run(args: ServeArgs) -> ExitCode {
         Err(err) => return fail(format!("cannot listen on 127.0.0.1:{}: {err}", args.port)),
     };
     let port = listener.local_addr().map(|a| a.port()).unwrap_or(args.port);
+    let defaults = ServeConfig::embedded(args.store.dir(), port);
     let config = ServeConfig {
         node: args.node.unwrap_or_else(default_node),
-        issuer: Some(
-            args.issuer
-                .unwrap_or_else(|| format!("http://localhost:{port}")),
-        ),
+        issuer: args
+            .issuer
+            .map(|issuer| issuer.trim_end_matches('/').to_owned())
+            .unwrap_or_else(|| defaults.issuer.clone()),
         checkpoint_every: args.checkpoint_every.max(1),
-        ..ServeConfig::embedded(args.store.dir())
+        ..defaults
     };
     actix_rt::System::new().block_on(async move {
         let warrant = match crate::server::build(config).await {

@@ -15,6 +15,18 @@ pub enum OAuthError {
     InvalidClient(String),
     /// RFC 6749 §5.2 `invalid_grant`; 400.
     InvalidGrant(String),
+    /// RFC 6749 §5.2 `unauthorized_client`; 400.
+    UnauthorizedClient(String),
+    /// RFC 6749 §5.2 `unsupported_grant_type`; 400.
+    UnsupportedGrantType(String),
+    /// RFC 6749 §5.2 `invalid_scope`; 400.
+    InvalidScope(String),
+    /// RFC 8707 §2 `invalid_target`; 400.
+    InvalidTarget(String),
+    /// RFC 6749 §5.2 `invalid_request` for a body over the limit; 413.
+    TooLarge(String),
+    /// `invalid_request` for a method the endpoint does not serve; 405.
+    MethodNotAllowed(String),
     /// RFC 7591 §3.2.2 `invalid_redirect_uri`; 400.
     InvalidRedirectUri(String),
     /// RFC 7591 §3.2.2 `invalid_client_metadata`; 400.
@@ -32,6 +44,11 @@ impl OAuthError {
             OAuthError::InvalidRequest(_) => "invalid_request",
             OAuthError::InvalidClient(_) => "invalid_client",
             OAuthError::InvalidGrant(_) => "invalid_grant",
+            OAuthError::UnauthorizedClient(_) => "unauthorized_client",
+            OAuthError::UnsupportedGrantType(_) => "unsupported_grant_type",
+            OAuthError::InvalidScope(_) => "invalid_scope",
+            OAuthError::InvalidTarget(_) => "invalid_target",
+            OAuthError::TooLarge(_) | OAuthError::MethodNotAllowed(_) => "invalid_request",
             OAuthError::InvalidRedirectUri(_) => "invalid_redirect_uri",
             OAuthError::InvalidClientMetadata(_) => "invalid_client_metadata",
             OAuthError::AccessDenied(_) => "access_denied",
@@ -45,6 +62,12 @@ impl OAuthError {
             OAuthError::InvalidRequest(d)
             | OAuthError::InvalidClient(d)
             | OAuthError::InvalidGrant(d)
+            | OAuthError::UnauthorizedClient(d)
+            | OAuthError::UnsupportedGrantType(d)
+            | OAuthError::InvalidScope(d)
+            | OAuthError::InvalidTarget(d)
+            | OAuthError::TooLarge(d)
+            | OAuthError::MethodNotAllowed(d)
             | OAuthError::InvalidRedirectUri(d)
             | OAuthError::InvalidClientMetadata(d)
             | OAuthError::AccessDenied(d)
@@ -66,6 +89,8 @@ impl ResponseError for OAuthError {
             OAuthError::InvalidClient(_) => StatusCode::UNAUTHORIZED,
             OAuthError::AccessDenied(_) => StatusCode::FORBIDDEN,
             OAuthError::TemporarilyUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            OAuthError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            OAuthError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             _ => StatusCode::BAD_REQUEST,
         }
     }
@@ -73,6 +98,13 @@ impl ResponseError for OAuthError {
     fn error_response(&self) -> HttpResponse {
         let mut response = HttpResponse::build(self.status_code());
         no_store(&mut response);
+        if let OAuthError::InvalidClient(_) = self {
+            // RFC 6749 §5.2: a 401 names the scheme the client may authenticate with.
+            response.insert_header((
+                actix_web::http::header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"warrant\""),
+            ));
+        }
         response.json(serde_json::json!({
             "error": self.code(),
             "error_description": self.description(),

@@ -1,8 +1,14 @@
 //! The HTTP surface (actix-web): routes, request limits, and OAuth error rendering.
 
+mod client_auth;
+mod discovery;
 pub mod error;
+mod form;
 mod health;
+mod introspect;
 mod register;
+mod revoke;
+mod token;
 
 use actix_web::web;
 use error::OAuthError;
@@ -20,6 +26,41 @@ pub fn routes(config: &mut web::ServiceConfig) {
                     OAuthError::InvalidClientMetadata(format!("unreadable JSON body: {err}")).into()
                 }),
         )
-        .route("/healthz", web::get().to(health::health))
-        .route("/register", web::post().to(register::register));
+        .service(only("/healthz", web::get().to(health::health)))
+        .service(public(
+            &[
+                "/.well-known/openid-configuration",
+                "/.well-known/oauth-authorization-server",
+            ],
+            web::get().to(discovery::document),
+        ))
+        .service(public(
+            &["/.well-known/jwks.json"],
+            web::get().to(discovery::jwks),
+        ))
+        .service(only("/register", web::post().to(register::register)))
+        .service(only("/token", web::post().to(token::token)))
+        .service(only("/introspect", web::post().to(introspect::introspect)))
+        .service(only("/revoke", web::post().to(revoke::revoke)));
+}
+
+/// A resource answering `route` and 405 for any other method.
+fn only(path: &str, route: actix_web::Route) -> actix_web::Resource {
+    web::resource(path)
+        .route(route)
+        .default_service(web::to(method_not_allowed))
+}
+
+/// A public document: `route`, the CORS preflight, and 405 for anything else.
+fn public(paths: &[&str], route: actix_web::Route) -> actix_web::Resource {
+    web::resource(paths.to_vec())
+        .route(route)
+        .route(web::method(actix_web::http::Method::OPTIONS).to(discovery::preflight))
+        .default_service(web::to(method_not_allowed))
+}
+
+async fn method_not_allowed() -> Result<actix_web::HttpResponse, OAuthError> {
+    Err(OAuthError::MethodNotAllowed(
+        "method not allowed on this endpoint".into(),
+    ))
 }

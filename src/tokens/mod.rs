@@ -1,3 +1,5 @@
 //! Token crypto: this node's signing keys and the JWTs it mints.
 
+pub mod access;
+pub mod jwt;
 pub mod keys;

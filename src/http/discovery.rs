@@ -1,0 +1,59 @@
+//! Discovery: OpenID Connect discovery and RFC 8414 authorization server metadata (one
+//! document, two paths), and the JWKS. Public, cacheable, CORS `*`.
+
+use crate::server::Warrant;
+use actix_web::http::header::{
+    ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN,
+};
+use actix_web::{HttpResponse, HttpResponseBuilder, web};
+use serde_json::{Value, json};
+
+/// The metadata document for `issuer`.
+pub fn metadata(issuer: &str) -> Value {
+    json!({
+        "issuer": issuer,
+        "token_endpoint": format!("{issuer}/token"),
+        "introspection_endpoint": format!("{issuer}/introspect"),
+        "revocation_endpoint": format!("{issuer}/revoke"),
+        "registration_endpoint": format!("{issuer}/register"),
+        "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
+        "scopes_supported": ["openid", "email", "profile", "offline_access"],
+        "response_types_supported": ["code"],
+        "grant_types_supported": ["client_credentials"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "code_challenge_methods_supported": ["S256"],
+        "resource_indicators_supported": true,
+    })
+}
+
+fn cors(mut response: HttpResponseBuilder) -> HttpResponseBuilder {
+    response
+        .insert_header((ACCESS_CONTROL_ALLOW_ORIGIN, "*"))
+        .insert_header((ACCESS_CONTROL_ALLOW_METHODS, "GET, OPTIONS"))
+        .insert_header((ACCESS_CONTROL_ALLOW_HEADERS, "*"));
+    response
+}
+
+/// `GET /.well-known/openid-configuration` and `/.well-known/oauth-authorization-server`.
+pub async fn document(warrant: web::Data<Warrant>) -> HttpResponse {
+    cors(HttpResponse::Ok()).json(metadata(&warrant.config.issuer))
+}
+
+/// `OPTIONS` on the public documents: the CORS preflight.
+pub async fn preflight() -> HttpResponse {
+    cors(HttpResponse::NoContent()).finish()
+}
+
+/// `GET /.well-known/jwks.json`: every published, not retired public key.
+pub async fn jwks(warrant: web::Data<Warrant>) -> HttpResponse {
+    let keys: Vec<Value> = warrant
+        .models
+        .read()
+        .keys
+        .active()
+        .filter_map(|(_, key)| serde_json::from_str(&key.public_jwk).ok())
+        .collect();
+    cors(HttpResponse::Ok()).json(json!({ "keys": keys }))
+}

@@ -1,0 +1,109 @@
+//! Minting JWTs: RFC 9068 access tokens (`typ: at+jwt`, EdDSA) and OpenID Connect ID tokens
+//! (RS256 by default).
+
+use super::keys::SigningKey;
+use crate::events::ActorClaim;
+use jsonwebtoken::Header;
+use serde::Serialize;
+use uuid::Uuid;
+
+/// The claims of an access token (RFC 9068 §2.2, RFC 8693 §4.1 for `act`).
+#[derive(Debug, Serialize)]
+pub struct AccessClaims<'a> {
+    /// Issuer.
+    pub iss: &'a str,
+    /// The user, or the client itself for client credentials.
+    pub sub: &'a str,
+    /// The resources the token is for.
+    pub aud: &'a [String],
+    /// Expiry, seconds since the epoch.
+    pub exp: i64,
+    /// Issued at.
+    pub iat: i64,
+    /// Not before (= `iat`).
+    pub nbf: i64,
+    /// Token id.
+    pub jti: Uuid,
+    /// The client it was issued to.
+    pub client_id: &'a str,
+    /// Space-separated scopes.
+    pub scope: &'a str,
+    /// The acting party of an exchanged token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub act: Option<&'a ActorClaim>,
+}
+
+/// Signs access-token claims with the node's Ed25519 key.
+pub fn mint_access(key: &SigningKey, claims: &AccessClaims<'_>) -> String {
+    let mut header = Header::new(key.alg);
+    header.typ = Some("at+jwt".into());
+    header.kid = Some(key.kid.clone());
+    jsonwebtoken::encode(&header, claims, &key.encoding).expect("our claims and keys always sign")
+}
+
+/// Signs ID-token claims (any serializable claim set) with `key`.
+pub fn mint_id(key: &SigningKey, claims: &impl Serialize) -> String {
+    let mut header = Header::new(key.alg);
+    header.kid = Some(key.kid.clone());
+    jsonwebtoken::encode(&header, claims, &key.encoding).expect("our claims and keys always sign")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tokens::keys::NodeKeys;
+    use jsonwebtoken::{DecodingKey, Validation, decode, decode_header};
+
+    #[test]
+    fn access_token_verifies_against_its_public_jwk() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = NodeKeys::load_or_generate(dir.path()).unwrap();
+        let aud = vec!["https://mcp.example".to_owned()];
+        let claims = AccessClaims {
+            iss: "http://localhost:8080",
+            sub: "alice@example.com",
+            aud: &aud,
+            exp: 4_000_000_000,
+            iat: 1_795_000_000,
+            nbf: 1_795_000_000,
+            jti: Uuid::new_v4(),
+            client_id: "c1",
+            scope: "openid",
+            act: None,
+        };
+        let token = mint_access(&keys.ed25519, &claims);
+        let header = decode_header(&token).unwrap();
+        assert_eq!(header.typ.as_deref(), Some("at+jwt"));
+        assert_eq!(header.kid.as_deref(), Some(keys.ed25519.kid.as_str()));
+        let x = keys.ed25519.public_jwk["x"].as_str().unwrap();
+        let mut validation = Validation::new(jsonwebtoken::Algorithm::EdDSA);
+        validation.set_audience(&["https://mcp.example"]);
+        let decoded = decode::<serde_json::Value>(
+            &token,
+            &DecodingKey::from_ed_components(x).unwrap(),
+            &validation,
+        )
+        .unwrap();
+        assert_eq!(decoded.claims["sub"], "alice@example.com");
+        assert!(decoded.claims.get("act").is_none());
+    }
+
+    #[test]
+    fn id_token_verifies_with_rs256() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = NodeKeys::load_or_generate(dir.path()).unwrap();
+        let token = mint_id(
+            &keys.rsa,
+            &serde_json::json!({"iss": "i", "sub": "s", "aud": "c1", "exp": 4_000_000_000i64}),
+        );
+        let jwk = &keys.rsa.public_jwk;
+        let key = DecodingKey::from_rsa_components(
+            jwk["n"].as_str().unwrap(),
+            jwk["e"].as_str().unwrap(),
+        )
+        .unwrap();
+        let mut validation = Validation::new(jsonwebtoken::Algorithm::RS256);
+        validation.set_audience(&["c1"]);
+        assert!(decode::<serde_json::Value>(&token, &key, &validation).is_ok());
+    }
+}
