@@ -8,5 +8,6 @@ mod filelog_contract;
 mod filelog_recovery;
 mod http;
 mod layout;
+mod oauth_endpoints;
 mod projections;
 mod support;

@@ -148,3 +148,25 @@ pub fn tamper(segment: &Path, n: usize, edit: impl FnOnce(&mut [u8])) {
     data[at + 4..at + 8].copy_from_slice(&crc.to_le_bytes());
     std::fs::write(segment, data).unwrap();
 }
+
+/// Registers a client over HTTP with `metadata`; returns the registration response.
+pub fn register(server: &Server, metadata: serde_json::Value) -> serde_json::Value {
+    let response = http()
+        .post(format!("{}/register", server.base))
+        .json(&metadata)
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 201, "registration refused");
+    response.json().unwrap()
+}
+
+/// The log head a running server reports.
+pub fn log_head(server: &Server) -> u64 {
+    let health: serde_json::Value = http()
+        .get(format!("{}/healthz", server.base))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    health["log_head"].as_u64().unwrap()
+}

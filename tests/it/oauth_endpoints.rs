@@ -1,0 +1,422 @@
+//! Discovery, JWKS, client credentials, introspection and revocation over real HTTP, with
+//! every bad input answered by the RFC's error and no change to the log.
+
+use super::support::{Server, http, log_head, register};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use reqwest::blocking::{RequestBuilder, Response};
+use serde_json::{Value, json};
+
+struct Client {
+    id: String,
+    secret: String,
+}
+
+fn service_client(server: &Server) -> Client {
+    let body = register(
+        server,
+        json!({"grant_types": ["client_credentials"], "scope": "api:read api:write",
+               "token_endpoint_auth_method": "client_secret_basic"}),
+    );
+    Client {
+        id: body["client_id"].as_str().unwrap().into(),
+        secret: body["client_secret"].as_str().unwrap().into(),
+    }
+}
+
+fn post_form(
+    server: &Server,
+    path: &str,
+    client: &Client,
+    form: &[(&str, &str)],
+) -> RequestBuilder {
+    http()
+        .post(format!("{}{path}", server.base))
+        .basic_auth(&client.id, Some(&client.secret))
+        .form(form)
+}
+
+fn ok_json(response: Response) -> Value {
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    response.json().unwrap()
+}
+
+fn client_credentials(server: &Server, client: &Client, extra: &[(&str, &str)]) -> Value {
+    let mut form = vec![("grant_type", "client_credentials")];
+    form.extend_from_slice(extra);
+    ok_json(post_form(server, "/token", client, &form).send().unwrap())
+}
+
+fn introspect(server: &Server, client: &Client, token: &str) -> Value {
+    ok_json(
+        post_form(server, "/introspect", client, &[("token", token)])
+            .send()
+            .unwrap(),
+    )
+}
+
+#[test]
+fn discovery_documents_are_public_and_complete() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    for path in ["openid-configuration", "oauth-authorization-server"] {
+        let url = format!("{}/.well-known/{path}", server.base);
+        let response = http().get(&url).send().unwrap();
+        assert_eq!(response.headers()["access-control-allow-origin"], "*");
+        let doc: Value = response.json().unwrap();
+        assert_eq!(
+            doc["issuer"].as_str().unwrap(),
+            server.base.replace("127.0.0.1", "localhost")
+        );
+        assert_eq!(doc["code_challenge_methods_supported"], json!(["S256"]));
+        for field in [
+            "token_endpoint",
+            "introspection_endpoint",
+            "revocation_endpoint",
+            "registration_endpoint",
+            "jwks_uri",
+        ] {
+            assert!(
+                doc[field]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("http://localhost:"),
+                "{field}"
+            );
+        }
+        let text = doc.to_string();
+        assert!(
+            !text.contains("auth_signing_alg_values_supported"),
+            "{text}"
+        );
+        let preflight = http()
+            .request(reqwest::Method::OPTIONS, &url)
+            .send()
+            .unwrap();
+        assert_eq!(preflight.status(), 204);
+        assert_eq!(preflight.headers()["access-control-allow-origin"], "*");
+        assert_eq!(http().delete(&url).send().unwrap().status(), 405);
+    }
+}
+
+#[test]
+fn access_tokens_verify_against_jwks_and_introspect_until_revoked() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let client = service_client(&server);
+    let token = client_credentials(
+        &server,
+        &client,
+        &[("scope", "api:read"), ("resource", "https://api.example")],
+    );
+    assert_eq!(token["token_type"], "Bearer");
+    assert_eq!(token["expires_in"], 3600);
+    assert_eq!(token["scope"], "api:read");
+    assert!(token.get("refresh_token").is_none());
+    let access = token["access_token"].as_str().unwrap();
+
+    let header = jsonwebtoken::decode_header(access).unwrap();
+    assert_eq!(header.typ.as_deref(), Some("at+jwt"));
+    let jwks: Value = http()
+        .get(format!("{}/.well-known/jwks.json", server.base))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let keys = jwks["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 2, "{jwks}");
+    let jwk = keys
+        .iter()
+        .find(|k| k["kid"] == header.kid.clone().unwrap().as_str())
+        .unwrap();
+    assert!(jwk.get("d").is_none());
+    let mut validation = Validation::new(Algorithm::EdDSA);
+    validation.set_audience(&["https://api.example"]);
+    let claims = jsonwebtoken::decode::<Value>(
+        access,
+        &DecodingKey::from_ed_components(jwk["x"].as_str().unwrap()).unwrap(),
+        &validation,
+    )
+    .unwrap()
+    .claims;
+    assert_eq!(claims["client_id"], client.id.as_str());
+    assert_eq!(claims["sub"], client.id.as_str());
+
+    let active = introspect(&server, &client, access);
+    assert_eq!(active["active"], true);
+    assert_eq!(active["aud"], json!(["https://api.example"]));
+    assert_eq!(active["jti"], claims["jti"]);
+    assert_eq!(active["scope"], "api:read");
+    assert_eq!(active["exp"], claims["exp"]);
+
+    let revoked = post_form(&server, "/revoke", &client, &[("token", access)])
+        .send()
+        .unwrap();
+    assert_eq!(revoked.status(), 200);
+    assert_eq!(
+        introspect(&server, &client, access),
+        json!({"active": false})
+    );
+    let unknown = post_form(&server, "/revoke", &client, &[("token", "never-issued")])
+        .send()
+        .unwrap();
+    assert_eq!(
+        unknown.status(),
+        200,
+        "RFC 7009 §2.2: unknown tokens answer 200"
+    );
+    assert_eq!(
+        introspect(&server, &client, "garbage"),
+        json!({"active": false})
+    );
+}
+
+#[test]
+fn client_secret_post_works_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let client = service_client(&server);
+    let response = http()
+        .post(format!("{}/token", server.base))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", &client.id),
+            ("client_secret", &client.secret),
+        ])
+        .send()
+        .unwrap();
+    assert!(ok_json(response)["access_token"].is_string());
+}
+
+#[test]
+fn tokens_stay_valid_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let client = service_client(&server);
+    let token = client_credentials(&server, &client, &[]);
+    server.stop();
+    let server = Server::start(dir.path());
+    let access = token["access_token"].as_str().unwrap();
+    assert_eq!(introspect(&server, &client, access)["active"], true);
+}
+
+#[test]
+fn bad_requests_get_rfc_errors_and_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let client = service_client(&server);
+    let public = register(
+        &server,
+        json!({"redirect_uris": ["http://127.0.0.1:9/cb"], "token_endpoint_auth_method": "none"}),
+    );
+    let code_only = register(
+        &server,
+        json!({"redirect_uris": ["https://app.example/cb"]}),
+    );
+    let wrong = Client {
+        id: client.id.clone(),
+        secret: "wrong".into(),
+    };
+    let stranger = Client {
+        id: "nobody".into(),
+        secret: "x".into(),
+    };
+    let code_client = Client {
+        id: code_only["client_id"].as_str().unwrap().into(),
+        secret: code_only["client_secret"].as_str().unwrap().into(),
+    };
+    let token_url = format!("{}/token", server.base);
+    let cc = [("grant_type", "client_credentials")];
+    let head = log_head(&server);
+    let cases: Vec<(&str, RequestBuilder, u16, &str)> = vec![
+        (
+            "wrong secret",
+            post_form(&server, "/token", &wrong, &cc),
+            401,
+            "invalid_client",
+        ),
+        (
+            "unknown client",
+            post_form(&server, "/token", &stranger, &cc),
+            401,
+            "invalid_client",
+        ),
+        (
+            "no credentials",
+            http().post(&token_url).form(&cc),
+            401,
+            "invalid_client",
+        ),
+        (
+            "public client",
+            http().post(&token_url).form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", public["client_id"].as_str().unwrap()),
+            ]),
+            400,
+            "unauthorized_client",
+        ),
+        (
+            "grant not registered",
+            post_form(&server, "/token", &code_client, &cc),
+            400,
+            "unauthorized_client",
+        ),
+        (
+            "unregistered scope",
+            post_form(&server, "/token", &client, &[cc[0], ("scope", "admin")]),
+            400,
+            "invalid_scope",
+        ),
+        (
+            "relative resource",
+            post_form(&server, "/token", &client, &[cc[0], ("resource", "/api")]),
+            400,
+            "invalid_target",
+        ),
+        (
+            "resource with fragment",
+            post_form(
+                &server,
+                "/token",
+                &client,
+                &[cc[0], ("resource", "https://a/#x")],
+            ),
+            400,
+            "invalid_target",
+        ),
+        (
+            "unknown grant type",
+            post_form(&server, "/token", &client, &[("grant_type", "password")]),
+            400,
+            "unsupported_grant_type",
+        ),
+        (
+            "missing grant type",
+            post_form(&server, "/token", &client, &[("scope", "api:read")]),
+            400,
+            "invalid_request",
+        ),
+        (
+            "duplicated parameter",
+            post_form(
+                &server,
+                "/token",
+                &client,
+                &[cc[0], ("scope", "api:read"), ("scope", "api:write")],
+            ),
+            400,
+            "invalid_request",
+        ),
+        (
+            "non-UTF-8 value",
+            http()
+                .post(&token_url)
+                .basic_auth(&client.id, Some(&client.secret))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body("grant_type=client_credentials&scope=%ff%fe"),
+            400,
+            "invalid_request",
+        ),
+        (
+            "JSON instead of a form",
+            http()
+                .post(&token_url)
+                .basic_auth(&client.id, Some(&client.secret))
+                .json(&json!({"grant_type": "client_credentials"})),
+            400,
+            "invalid_request",
+        ),
+        (
+            "oversized body",
+            post_form(
+                &server,
+                "/token",
+                &client,
+                &[cc[0], ("scope", &"a".repeat(20_000))],
+            ),
+            413,
+            "invalid_request",
+        ),
+        (
+            "basic and post credentials together",
+            post_form(
+                &server,
+                "/token",
+                &client,
+                &[
+                    cc[0],
+                    ("client_id", &client.id),
+                    ("client_secret", &client.secret),
+                ],
+            ),
+            400,
+            "invalid_request",
+        ),
+        (
+            "GET on the token endpoint",
+            http().get(&token_url),
+            405,
+            "invalid_request",
+        ),
+        (
+            "introspection without credentials",
+            http()
+                .post(format!("{}/introspect", server.base))
+                .form(&[("token", "x")]),
+            401,
+            "invalid_client",
+        ),
+        (
+            "introspection without token",
+            post_form(&server, "/introspect", &client, &[]),
+            400,
+            "invalid_request",
+        ),
+        (
+            "revocation with a wrong secret",
+            post_form(&server, "/revoke", &wrong, &[("token", "x")]),
+            401,
+            "invalid_client",
+        ),
+    ];
+    for (what, request, status, code) in cases {
+        let response = request.send().unwrap();
+        assert_eq!(response.status().as_u16(), status, "{what}");
+        assert_eq!(response.headers()["cache-control"], "no-store", "{what}");
+        if status == 401 {
+            assert_eq!(
+                response.headers()["www-authenticate"],
+                "Basic realm=\"warrant\"",
+                "{what}"
+            );
+        }
+        let body: Value = response
+            .json()
+            .unwrap_or_else(|e| panic!("{what}: not JSON: {e}"));
+        assert_eq!(body["error"], code, "{what}: {body}");
+    }
+    assert_eq!(log_head(&server), head, "no bad request wrote to the log");
+}
+
+#[test]
+fn revoking_another_clients_token_is_refused_and_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let (owner, other) = (service_client(&server), service_client(&server));
+    let token = client_credentials(&server, &owner, &[]);
+    let access = token["access_token"].as_str().unwrap();
+    let response = post_form(&server, "/revoke", &other, &[("token", access)])
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    assert_eq!(
+        introspect(&server, &owner, access)["active"],
+        true,
+        "still active"
+    );
+    server.stop();
+    let denials = super::support::export(dir.path(), &["--type", "request_denied"]);
+    assert_eq!(denials.len(), 1);
+    assert_eq!(denials[0]["payload"]["request"], "revocation");
+}
