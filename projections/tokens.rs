@@ -54,6 +54,7 @@ struct GrantEntry {
     client: Sym,
     subject: Sym,
     scope: Sym,
+    resources: Sym,
 }
 
 /// What introspection needs to know about a token.
@@ -134,7 +135,7 @@ struct Issue<'e> {
 }
 
 impl Issue<'static> {
-    /// A refresh token: client, subject and scope are its grant's.
+    /// A refresh token: client, subject, scope and audience are its grant's.
     fn refresh(
         grant_id: Uuid,
         hash: SecretHash,
@@ -236,6 +237,7 @@ impl Tokens {
                     client: self.strings.intern(&e.client_id),
                     subject: self.strings.intern_opt(e.subject.as_deref()),
                     scope: self.strings.intern(&e.scope),
+                    resources: self.strings.intern(&e.resources.join(" ")),
                 };
                 self.insert_grant(entry);
             }
@@ -304,6 +306,7 @@ impl Tokens {
         };
         let entry = &self.grants[grant as usize];
         let (grant_client, grant_subject, grant_scope) = (entry.client, entry.subject, entry.scope);
+        let grant_resources = entry.resources;
         let audience = (!issue.audience.is_empty()).then(|| issue.audience.join(" "));
         let act = issue
             .act
@@ -325,7 +328,10 @@ impl Tokens {
                 None => grant_subject,
             },
             scope: issue.scope.map_or(grant_scope, |s| self.strings.intern(s)),
-            audience: self.strings.intern_opt(audience.as_deref()),
+            audience: match issue.kind {
+                TokenKind::Refresh => grant_resources,
+                TokenKind::Access => self.strings.intern_opt(audience.as_deref()),
+            },
             act: self.strings.intern_opt(act.as_deref()),
         };
         let index = self.records.len() as u32;

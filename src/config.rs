@@ -12,6 +12,8 @@ pub struct ServeConfig {
     pub node: String,
     /// The issuer URL (`http://localhost:PORT` by default).
     pub issuer: String,
+    /// The login of the one user of the local identity (loopback callers).
+    pub local_user: String,
     /// Write a projection checkpoint after this many events.
     pub checkpoint_every: u64,
     /// Most actors of each kind kept live.
@@ -27,6 +29,7 @@ impl ServeConfig {
             dir,
             node: default_node(),
             issuer: format!("http://localhost:{port}"),
+            local_user: default_local_user(),
             checkpoint_every: 100_000,
             actor_capacity: 10_000,
             actor_idle: Duration::from_secs(60),
@@ -45,6 +48,14 @@ pub fn default_dir() -> PathBuf {
         return PathBuf::from(home).join(".local/share/warrant");
     }
     PathBuf::from("warrant-data")
+}
+
+/// The default local user: the OS user running warrant (`$USER`, else `$LOGNAME`).
+pub fn default_local_user() -> String {
+    ["USER", "LOGNAME"]
+        .iter()
+        .find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+        .unwrap_or_else(|| "local".to_owned())
 }
 
 /// The default node name: the host name, else `local`.

@@ -32,8 +32,8 @@ pub enum SessionCommand {
         client_id: String,
         /// The `redirect_uri` parameter of the token request.
         redirect_uri: String,
-        /// The PKCE `code_verifier`.
-        code_verifier: String,
+        /// The PKCE `code_verifier`, if sent.
+        code_verifier: Option<String>,
         /// The grant to create if the code is good.
         grant_id: Uuid,
     },
@@ -71,6 +71,12 @@ pub enum SessionError {
     /// The code verifier does not match the challenge.
     #[error("PKCE verification failed")]
     PkceMismatch,
+    /// The authorization request had a challenge; the token request has no verifier.
+    #[error("code_verifier is required: the authorization request used PKCE")]
+    MissingVerifier,
+    /// A verifier without a challenge: a PKCE downgrade attempt (RFC 9700 §2.1.1).
+    #[error("code_verifier sent, but the authorization request had no code_challenge")]
+    UnexpectedVerifier,
     /// The verifier is not 43 to 128 unreserved characters (RFC 7636 §4.1).
     #[error("code_verifier must be 43 to 128 characters of [A-Za-z0-9-._~]")]
     MalformedVerifier,
@@ -169,17 +175,29 @@ impl Aggregate for Session {
                 if code.redirect_uri != *redirect_uri {
                     return Err(SessionError::WrongRedirectUri);
                 }
-                if !valid_verifier(code_verifier) {
-                    return Err(SessionError::MalformedVerifier);
-                }
-                let challenge = s256_challenge(code_verifier);
-                if !constant_time_eq(challenge.as_bytes(), code.code_challenge.as_bytes()) {
-                    return Err(SessionError::PkceMismatch);
+                match (&code.code_challenge, code_verifier) {
+                    (Some(challenge), Some(verifier)) => {
+                        if !valid_verifier(verifier) {
+                            return Err(SessionError::MalformedVerifier);
+                        }
+                        let computed = s256_challenge(verifier);
+                        if !constant_time_eq(computed.as_bytes(), challenge.as_bytes()) {
+                            return Err(SessionError::PkceMismatch);
+                        }
+                    }
+                    (Some(_), None) => return Err(SessionError::MissingVerifier),
+                    (None, Some(_)) => return Err(SessionError::UnexpectedVerifier),
+                    (None, None) => {}
                 }
                 Ok(vec![
                     AuthorizationCodeRedeemed {
                         session_id: code.session_id,
                         grant_id: *grant_id,
+                        client_id: code.client_id.clone(),
+                        subject: code.subject.clone(),
+                        scope: code.scope.clone(),
+                        resources: code.resources.clone(),
+                        nonce: code.nonce.clone(),
                     }
                     .into(),
                 ])
@@ -211,7 +229,7 @@ mod tests {
             subject: "alice@example.com".into(),
             redirect_uri: "https://app.example/cb".into(),
             scope: "openid".into(),
-            code_challenge: s256_challenge(VERIFIER),
+            code_challenge: Some(s256_challenge(VERIFIER)),
             nonce: None,
             resources: vec![],
             expires_at: Timestamp(60_000),
@@ -227,7 +245,7 @@ mod tests {
             code_hash: SecretHash::of(code),
             client_id: client.into(),
             redirect_uri: redirect.into(),
-            code_verifier: verifier.into(),
+            code_verifier: Some(verifier.into()),
             grant_id: Uuid::from_u128(9),
         }
     }
@@ -286,6 +304,28 @@ mod tests {
                 expected
             );
         }
+    }
+
+    #[test]
+    fn pkce_cannot_be_dropped_or_added_after_the_fact() {
+        let mut without = redeem("the-code", "c1", "https://app.example/cb", VERIFIER);
+        if let SessionCommand::RedeemCode { code_verifier, .. } = &mut without {
+            *code_verifier = None;
+        }
+        assert_eq!(
+            issued().handle("s", &without, Timestamp(1)).unwrap_err(),
+            SessionError::MissingVerifier
+        );
+        let mut plain = issued();
+        if let Some(code) = &mut plain.code {
+            code.code_challenge = None;
+        }
+        let with = redeem("the-code", "c1", "https://app.example/cb", VERIFIER);
+        assert_eq!(
+            plain.handle("s", &with, Timestamp(1)).unwrap_err(),
+            SessionError::UnexpectedVerifier
+        );
+        assert!(plain.handle("s", &without, Timestamp(1)).is_ok());
     }
 
     #[test]

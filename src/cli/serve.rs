@@ -27,6 +27,9 @@ pub struct ServeArgs {
     /// Issuer URL [default: http://localhost:PORT].
     #[arg(long, env = "WARRANT_ISSUER")]
     issuer: Option<String>,
+    /// Login of the local identity's user, approved for loopback callers [default: $USER].
+    #[arg(long, env = "WARRANT_LOCAL_USER")]
+    local_user: Option<String>,
     /// This node's name in the records it writes [default: the host name].
     #[arg(long, env = "WARRANT_NODE")]
     node: Option<String>,
@@ -70,6 +73,9 @@ pub fn run(args: ServeArgs) -> ExitCode {
             .map(|issuer| issuer.trim_end_matches('/').to_owned())
             .unwrap_or_else(|| defaults.issuer.clone()),
         checkpoint_every: args.checkpoint_every.max(1),
+        local_user: args
+            .local_user
+            .unwrap_or_else(|| defaults.local_user.clone()),
         ..defaults
     };
     actix_rt::System::new().block_on(async move {

@@ -21,8 +21,9 @@ pub struct AuthorizationCodeIssued {
     pub redirect_uri: String,
     /// Granted scopes, space-separated.
     pub scope: String,
-    /// PKCE S256 challenge (RFC 7636 §4.2).
-    pub code_challenge: String,
+    /// PKCE S256 challenge (RFC 7636 §4.2); required of public clients.
+    #[serde(default)]
+    pub code_challenge: Option<String>,
     /// OIDC nonce to repeat in the ID token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nonce: Option<String>,
@@ -33,11 +34,24 @@ pub struct AuthorizationCodeIssued {
     pub expires_at: Timestamp,
 }
 
-/// An authorization code was redeemed, creating a grant.
+/// An authorization code was redeemed, creating a grant. Carries what the grant is made
+/// of, so nothing has to be looked up again.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuthorizationCodeRedeemed {
     /// The session.
     pub session_id: Uuid,
     /// The grant created from it; replaying the code revokes this grant.
     pub grant_id: Uuid,
+    /// The client that redeemed it.
+    pub client_id: String,
+    /// The user who approved it.
+    pub subject: String,
+    /// Granted scopes.
+    pub scope: String,
+    /// RFC 8707 resources requested.
+    #[serde(default)]
+    pub resources: Vec<String>,
+    /// The OIDC nonce to repeat in the ID token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
 }

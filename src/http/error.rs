@@ -21,6 +21,8 @@ pub enum OAuthError {
     UnsupportedGrantType(String),
     /// RFC 6749 §5.2 `invalid_scope`; 400.
     InvalidScope(String),
+    /// RFC 6749 §4.1.2.1 `unsupported_response_type`; 400.
+    UnsupportedResponseType(String),
     /// RFC 8707 §2 `invalid_target`; 400.
     InvalidTarget(String),
     /// RFC 6749 §5.2 `invalid_request` for a body over the limit; 413.
@@ -48,6 +50,7 @@ impl OAuthError {
             OAuthError::UnsupportedGrantType(_) => "unsupported_grant_type",
             OAuthError::InvalidScope(_) => "invalid_scope",
             OAuthError::InvalidTarget(_) => "invalid_target",
+            OAuthError::UnsupportedResponseType(_) => "unsupported_response_type",
             OAuthError::TooLarge(_) | OAuthError::MethodNotAllowed(_) => "invalid_request",
             OAuthError::InvalidRedirectUri(_) => "invalid_redirect_uri",
             OAuthError::InvalidClientMetadata(_) => "invalid_client_metadata",
@@ -66,6 +69,7 @@ impl OAuthError {
             | OAuthError::UnsupportedGrantType(d)
             | OAuthError::InvalidScope(d)
             | OAuthError::InvalidTarget(d)
+            | OAuthError::UnsupportedResponseType(d)
             | OAuthError::TooLarge(d)
             | OAuthError::MethodNotAllowed(d)
             | OAuthError::InvalidRedirectUri(d)

@@ -1,5 +1,6 @@
 //! The HTTP surface (actix-web): routes, request limits, and OAuth error rendering.
 
+mod authorize;
 mod client_auth;
 mod discovery;
 pub mod error;
@@ -9,6 +10,7 @@ mod introspect;
 mod register;
 mod revoke;
 mod token;
+mod userinfo;
 
 use actix_web::web;
 use error::OAuthError;
@@ -38,10 +40,22 @@ pub fn routes(config: &mut web::ServiceConfig) {
             &["/.well-known/jwks.json"],
             web::get().to(discovery::jwks),
         ))
+        .service(
+            web::resource("/authorize")
+                .route(web::get().to(authorize::authorize))
+                .route(web::post().to(authorize::authorize))
+                .default_service(web::to(method_not_allowed)),
+        )
         .service(only("/register", web::post().to(register::register)))
         .service(only("/token", web::post().to(token::token)))
         .service(only("/introspect", web::post().to(introspect::introspect)))
-        .service(only("/revoke", web::post().to(revoke::revoke)));
+        .service(only("/revoke", web::post().to(revoke::revoke)))
+        .service(
+            web::resource("/userinfo")
+                .route(web::get().to(userinfo::userinfo))
+                .route(web::post().to(userinfo::userinfo))
+                .default_service(web::to(method_not_allowed)),
+        );
 }
 
 /// A resource answering `route` and 405 for any other method.

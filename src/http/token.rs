@@ -1,14 +1,21 @@
-//! `POST /token` (RFC 6749 §3.2): client credentials today; each grant type its own function.
+//! `POST /token` (RFC 6749 §3.2): authorization code, refresh token and client credentials,
+//! each grant type its own function.
 
 use super::client_auth::{AuthenticatedClient, authenticate};
 use super::error::{OAuthError, no_store};
 use super::form::{self, Form};
-use crate::actors::grant::GrantCommand;
-use crate::actors::{CommandContext, CommandError};
+use crate::actors::grant::{GrantCommand, GrantError};
+use crate::actors::session::{SessionCommand, SessionError};
+use crate::actors::{CommandContext, CommandError, Committed};
 use crate::clock::Timestamp;
-use crate::events::{GrantCreated, GrantOrigin};
+use crate::events::{
+    AuthorizationCodeRedeemed, Event, GrantCreated, GrantOrigin, RefreshTokenIssued,
+    RevocationReason, TokenKind,
+};
+use crate::secret::{self, SecretHash};
 use crate::server::Warrant;
 use crate::tokens::access::{self, ACCESS_TOKEN_SECONDS, AccessGrant};
+use crate::tokens::id_token;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
 use uuid::Uuid;
@@ -27,6 +34,8 @@ pub async fn token(
     let client = authenticate(&request, &form, &warrant.models.read().clients)?;
     match grant_type {
         "client_credentials" => client_credentials(&warrant, &form, client).await,
+        "authorization_code" => authorization_code(&warrant, &form, client).await,
+        "refresh_token" => refresh_token(&warrant, &form, client).await,
         other => Err(OAuthError::UnsupportedGrantType(format!(
             "grant type `{other}` is not supported"
         ))),
@@ -122,7 +131,39 @@ async fn client_credentials(
         access: minted.event,
         refresh: None,
     };
-    let committed = warrant
+    let committed = run_grant(warrant, grant_id, command, now).await?;
+    respond(
+        warrant,
+        &committed,
+        Issued {
+            access: minted.token,
+            scope: &scope,
+            refresh: None,
+            id_token: None,
+        },
+    )
+    .await
+}
+
+/// How long refresh tokens live, in seconds.
+pub const REFRESH_TOKEN_SECONDS: i64 = 30 * 86_400;
+
+/// What a token response hands out.
+struct Issued<'a> {
+    access: String,
+    scope: &'a str,
+    refresh: Option<String>,
+    id_token: Option<String>,
+}
+
+/// Runs a grant command; a refusal is `invalid_grant` (RFC 6749 §5.2).
+async fn run_grant(
+    warrant: &Warrant,
+    grant_id: Uuid,
+    command: GrantCommand,
+    now: Timestamp,
+) -> Result<Committed, OAuthError> {
+    warrant
         .actors
         .grants
         .execute(&grant_id.to_string(), command, CommandContext::at(now))
@@ -130,16 +171,255 @@ async fn client_credentials(
         .map_err(|err| match err {
             CommandError::Refused(refusal) => OAuthError::InvalidGrant(refusal.to_string()),
             CommandError::Store(err) => err.into(),
-        })?;
+        })
+}
+
+/// Waits until the read models show what was committed, then answers (RFC 6749 §5.1).
+async fn respond(
+    warrant: &Warrant,
+    committed: &Committed,
+    issued: Issued<'_>,
+) -> Result<HttpResponse, OAuthError> {
     if let Some(position) = committed.last_position {
         warrant.models.wait_for(position).await;
     }
-    let mut response = HttpResponse::Ok();
-    no_store(&mut response);
-    Ok(response.json(json!({
-        "access_token": minted.token,
+    let mut body = json!({
+        "access_token": issued.access,
         "token_type": "Bearer",
         "expires_in": ACCESS_TOKEN_SECONDS,
-        "scope": scope,
-    })))
+        "scope": issued.scope,
+    });
+    if let Some(refresh) = issued.refresh {
+        body["refresh_token"] = refresh.into();
+    }
+    if let Some(id_token) = issued.id_token {
+        body["id_token"] = id_token.into();
+    }
+    let mut response = HttpResponse::Ok();
+    no_store(&mut response);
+    Ok(response.json(body))
+}
+
+fn has_scope(scope: &str, wanted: &str) -> bool {
+    scope.split(' ').any(|s| s == wanted)
+}
+
+/// The audience of a user's access token: the requested resources, else the client itself.
+fn audience_of(resources: &[String], client_id: &str) -> Vec<String> {
+    if resources.is_empty() {
+        vec![client_id.to_owned()]
+    } else {
+        resources.to_vec()
+    }
+}
+
+/// RFC 6749 §4.1.3: redeems a code once. A second redemption revokes the grant the first one
+/// created (§4.1.2).
+async fn authorization_code(
+    warrant: &Warrant,
+    form: &Form,
+    client: AuthenticatedClient,
+) -> Result<HttpResponse, OAuthError> {
+    let code = form.required("code")?;
+    let redirect_uri = form.required("redirect_uri")?;
+    let session_id = code
+        .split_once('.')
+        .and_then(|(id, _)| Uuid::try_parse(id).ok())
+        .ok_or_else(|| OAuthError::InvalidGrant("unknown authorization code".into()))?;
+    let now = Timestamp::now();
+    let grant_id = Uuid::new_v4();
+    let command = SessionCommand::RedeemCode {
+        code_hash: SecretHash::of(code),
+        client_id: client.client_id.clone(),
+        redirect_uri: redirect_uri.to_owned(),
+        code_verifier: form.get("code_verifier").map(str::to_owned),
+        grant_id,
+    };
+    let context = CommandContext::at(now);
+    let redeemed = match warrant
+        .actors
+        .sessions
+        .execute(&session_id.to_string(), command, context)
+        .await
+    {
+        Ok(committed) => committed
+            .events
+            .into_iter()
+            .find_map(|e| match e {
+                Event::AuthorizationCodeRedeemed(r) => Some(r),
+                _ => None,
+            })
+            .ok_or_else(|| OAuthError::InvalidGrant("authorization code not redeemed".into()))?,
+        Err(CommandError::Refused(SessionError::Replayed {
+            grant_id: first, ..
+        })) => {
+            let revoke = GrantCommand::Revoke {
+                reason: RevocationReason::CodeReplay,
+            };
+            match warrant
+                .actors
+                .grants
+                .execute(&first.to_string(), revoke, context)
+                .await
+            {
+                Ok(_) | Err(CommandError::Refused(GrantError::Revoked(_))) => {}
+                Err(CommandError::Refused(other)) => {
+                    tracing::warn!(%other, "code replay: revocation refused")
+                }
+                Err(CommandError::Store(err)) => return Err(err.into()),
+            }
+            return Err(OAuthError::InvalidGrant(
+                "authorization code already used; every token issued from it is revoked".into(),
+            ));
+        }
+        Err(CommandError::Refused(refusal)) => {
+            return Err(OAuthError::InvalidGrant(refusal.to_string()));
+        }
+        Err(CommandError::Store(err)) => return Err(err.into()),
+    };
+    let AuthorizationCodeRedeemed {
+        subject,
+        scope,
+        resources,
+        nonce,
+        ..
+    } = redeemed;
+    let audience = audience_of(&resources, &client.client_id);
+    let minted = access::issue(
+        &warrant.keys,
+        &warrant.config.issuer,
+        &AccessGrant {
+            grant_id,
+            client_id: &client.client_id,
+            subject: Some(&subject),
+            scope: &scope,
+            audience: &audience,
+        },
+        now,
+    );
+    let refresh = secret::generate();
+    let id_token = has_scope(&scope, "openid").then(|| {
+        id_token::issue(
+            &warrant.keys.rsa,
+            &warrant.config.issuer,
+            &subject,
+            &client.client_id,
+            nonce.as_deref(),
+            now,
+        )
+    });
+    let command = GrantCommand::Create {
+        created: GrantCreated {
+            grant_id,
+            client_id: client.client_id.clone(),
+            subject: Some(subject.clone()),
+            scope: scope.clone(),
+            resources,
+            origin: GrantOrigin::AuthorizationCode { session_id },
+        },
+        access: minted.event,
+        refresh: Some(RefreshTokenIssued {
+            grant_id,
+            token_hash: SecretHash::of(&refresh),
+            expires_at: now.plus_seconds(REFRESH_TOKEN_SECONDS),
+        }),
+    };
+    let committed = run_grant(warrant, grant_id, command, now).await?;
+    respond(
+        warrant,
+        &committed,
+        Issued {
+            access: minted.token,
+            scope: &scope,
+            refresh: Some(refresh),
+            id_token,
+        },
+    )
+    .await
+}
+
+/// RFC 6749 §6 with OAuth 2.1 rotation: a refresh token is used once and replaced; a rotated
+/// one presented again revokes its grant.
+async fn refresh_token(
+    warrant: &Warrant,
+    form: &Form,
+    client: AuthenticatedClient,
+) -> Result<HttpResponse, OAuthError> {
+    let presented = SecretHash::of(form.required("refresh_token")?);
+    let unknown = || OAuthError::InvalidGrant("unknown refresh token".into());
+    let (grant_id, subject, grant_scope, audience) = {
+        let models = warrant.models.read();
+        let view = models
+            .tokens
+            .by_hash(&presented)
+            .filter(|v| v.kind == TokenKind::Refresh)
+            .ok_or_else(unknown)?;
+        (
+            view.grant_id,
+            view.subject.map(str::to_owned),
+            view.scope.to_owned(),
+            view.audience
+                .iter()
+                .map(|a| (*a).to_owned())
+                .collect::<Vec<_>>(),
+        )
+    };
+    let scope = match form.get("scope") {
+        None => grant_scope.clone(),
+        Some(requested) => {
+            if let Some(extra) = requested.split(' ').find(|s| !has_scope(&grant_scope, s)) {
+                return Err(OAuthError::InvalidScope(format!(
+                    "scope `{extra}` was not granted"
+                )));
+            }
+            requested.to_owned()
+        }
+    };
+    let now = Timestamp::now();
+    let audience = audience_of(&audience, &client.client_id);
+    let minted = access::issue(
+        &warrant.keys,
+        &warrant.config.issuer,
+        &AccessGrant {
+            grant_id,
+            client_id: &client.client_id,
+            subject: subject.as_deref(),
+            scope: &scope,
+            audience: &audience,
+        },
+        now,
+    );
+    let next = secret::generate();
+    let command = GrantCommand::Refresh {
+        presented,
+        client_id: client.client_id.clone(),
+        access: minted.event,
+        next_refresh: SecretHash::of(&next),
+        refresh_expires_at: now.plus_seconds(REFRESH_TOKEN_SECONDS),
+    };
+    let committed = run_grant(warrant, grant_id, command, now).await?;
+    let id_token = subject
+        .as_deref()
+        .filter(|_| has_scope(&scope, "openid"))
+        .map(|subject| {
+            id_token::issue(
+                &warrant.keys.rsa,
+                &warrant.config.issuer,
+                subject,
+                &client.client_id,
+                None,
+                now,
+            )
+        });
+    respond(
+        warrant,
+        &committed,
+        Issued {
+            access: minted.token,
+            scope: &scope,
+            refresh: Some(next),
+            id_token,
+        },
+    )
+    .await
 }

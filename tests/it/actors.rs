@@ -96,7 +96,7 @@ fn issue_code(session_id: Uuid) -> SessionCommand {
         subject: "alice@example.com".into(),
         redirect_uri: "https://app.example/cb".into(),
         scope: "openid".into(),
-        code_challenge: s256_challenge(VERIFIER),
+        code_challenge: Some(s256_challenge(VERIFIER)),
         nonce: None,
         resources: vec![],
         expires_at: Timestamp(2_000_000),
@@ -120,7 +120,7 @@ async fn two_replicas_redeem_one_code_exactly_once() {
             code_hash: SecretHash::of("code"),
             client_id: "c1".into(),
             redirect_uri: "https://app.example/cb".into(),
-            code_verifier: VERIFIER.into(),
+            code_verifier: Some(VERIFIER.into()),
             grant_id: Uuid::from_u128(grant),
         };
         let (a, b) = tokio::join!(

@@ -2,6 +2,7 @@
 
 mod actors;
 mod cli;
+mod code_flow;
 mod crash;
 mod disk_full;
 mod filelog_contract;
