@@ -16,7 +16,7 @@ struct App {
     secret: Option<String>,
 }
 
-fn app(server: &Server, public: bool) -> App {
+fn register_app(server: &Server, public: bool) -> App {
     let body = register(
         server,
         json!({"redirect_uris": [REDIRECT], "grant_types": ["authorization_code", "refresh_token"],
@@ -131,7 +131,7 @@ fn active(server: &Server, inspector: &App, token: &str) -> bool {
 fn confidential_client_code_flow_with_pkce_id_token_and_userinfo() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path());
-    let app = app(&server, false);
+    let app = register_app(&server, false);
     let code = code_for(&server, &app, "openid offline_access");
     let tokens = ok(redeem(&server, &app, &code));
     assert_eq!(tokens["scope"], "openid offline_access");
@@ -204,7 +204,7 @@ fn confidential_client_code_flow_with_pkce_id_token_and_userinfo() {
 fn public_client_code_flow_needs_pkce() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path());
-    let app = app(&server, true);
+    let app = register_app(&server, true);
     assert!(app.secret.is_none());
     let code = code_for(&server, &app, "openid");
     let tokens = ok(redeem(&server, &app, &code));
@@ -228,7 +228,7 @@ fn code_replay_is_refused_and_revokes_every_token_of_the_first_redemption() {
     // RFC 6749 §4.1.2: the code may be used once; a second use revokes what the first got.
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path());
-    let app = app(&server, false);
+    let app = register_app(&server, false);
     let code = code_for(&server, &app, "openid");
     let first = ok(redeem(&server, &app, &code));
     let access = first["access_token"].as_str().unwrap();
@@ -255,7 +255,7 @@ fn code_replay_is_refused_and_revokes_every_token_of_the_first_redemption() {
 fn refresh_tokens_rotate_and_a_reused_one_revokes_the_grant() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path());
-    let app = app(&server, false);
+    let app = register_app(&server, false);
     let first = ok(redeem(
         &server,
         &app,
@@ -303,8 +303,8 @@ fn refresh_tokens_rotate_and_a_reused_one_revokes_the_grant() {
 fn bad_code_redemptions_are_invalid_grant_and_recorded() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path());
-    let app = app(&server, false);
-    let other = app(&server, false);
+    let app = register_app(&server, false);
+    let other = register_app(&server, false);
     let code = code_for(&server, &app, "openid");
     let cases = [
         (
@@ -371,7 +371,7 @@ fn bad_code_redemptions_are_invalid_grant_and_recorded() {
 fn bad_authorization_requests_get_a_page_or_a_redirect_and_change_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path());
-    let app = app(&server, false);
+    let app = register_app(&server, false);
     let challenge = s256_challenge(VERIFIER);
     let head = log_head(&server);
     let pages: Vec<(&str, Vec<(&str, &str)>)> = vec![
