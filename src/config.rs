@@ -1,5 +1,6 @@
 //! Configuration of a running warrant, and the defaults of the embedded run.
 
+use crate::capabilities::Rules;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -14,6 +15,10 @@ pub struct ServeConfig {
     pub issuer: String,
     /// The login of the one user of the local identity (loopback callers).
     pub local_user: String,
+    /// Capability rules (`tailscale.com/cap/tsidp`) in force.
+    pub rules: Rules,
+    /// Whether RFC 8693 token exchange is enabled (`--enable-sts`).
+    pub enable_sts: bool,
     /// Write a projection checkpoint after this many events.
     pub checkpoint_every: u64,
     /// Most actors of each kind kept live.
@@ -30,6 +35,8 @@ impl ServeConfig {
             node: default_node(),
             issuer: format!("http://localhost:{port}"),
             local_user: default_local_user(),
+            rules: Rules::default(),
+            enable_sts: false,
             checkpoint_every: 100_000,
             actor_capacity: 10_000,
             actor_idle: Duration::from_secs(60),

@@ -3,6 +3,7 @@
 #![deny(missing_docs)]
 
 pub mod actors;
+pub mod capabilities;
 pub mod cli;
 pub mod clock;
 pub mod config;

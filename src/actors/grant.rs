@@ -28,6 +28,7 @@ pub struct Grant {
 
 #[derive(Clone, Debug, PartialEq)]
 struct AccessToken {
+    client_id: String,
     expires_at: Timestamp,
     revoked: bool,
 }
@@ -217,18 +218,19 @@ impl Grant {
         Ok(())
     }
 
+    /// RFC 7009 §2.1: a token may be revoked by the client it was issued to: an access token
+    /// by its own client (an exchanged one by the gateway), a refresh token by the grant's.
     fn revoke_token(
         &self,
         token_hash: &SecretHash,
         client_id: &str,
     ) -> Result<Vec<Event>, GrantError> {
         let created = self.live()?;
-        if created.client_id != client_id {
-            return Err(GrantError::WrongClient);
-        }
         let grant_id = created.grant_id;
         if self.refresh.is_some_and(|(hash, _)| hash == *token_hash) {
-            // RFC 7009 §2.1: revoking a refresh token invalidates the tokens of its grant.
+            if created.client_id != client_id {
+                return Err(GrantError::WrongClient);
+            }
             return Ok(vec![
                 GrantRevoked {
                     grant_id,
@@ -237,12 +239,19 @@ impl Grant {
                 .into(),
             ]);
         }
-        let access_live = self
+        let Some(token) = self
             .access_by_hash
             .get(token_hash)
             .and_then(|jti| self.access.get(jti))
-            .is_some_and(|t| !t.revoked);
-        Ok(if access_live {
+        else {
+            return Ok(Vec::new());
+        };
+        if token.client_id != client_id {
+            return Err(GrantError::WrongClient);
+        }
+        Ok(if token.revoked {
+            Vec::new()
+        } else {
             vec![
                 TokenRevoked {
                     grant_id,
@@ -251,15 +260,20 @@ impl Grant {
                 }
                 .into(),
             ]
-        } else {
-            Vec::new()
         })
     }
 
-    fn track_access(&mut self, jti: Uuid, token_hash: SecretHash, expires_at: Timestamp) {
+    fn track_access(
+        &mut self,
+        jti: Uuid,
+        token_hash: SecretHash,
+        client_id: &str,
+        expires_at: Timestamp,
+    ) {
         self.access.insert(
             jti,
             AccessToken {
+                client_id: client_id.to_owned(),
                 expires_at,
                 revoked: false,
             },
@@ -335,8 +349,12 @@ impl Aggregate for Grant {
     fn apply(&mut self, event: &Event) {
         match event {
             Event::GrantCreated(e) => self.created = Some(e.clone()),
-            Event::AccessTokenIssued(e) => self.track_access(e.jti, e.token_hash, e.expires_at),
-            Event::TokenExchanged(e) => self.track_access(e.jti, e.token_hash, e.expires_at),
+            Event::AccessTokenIssued(e) => {
+                self.track_access(e.jti, e.token_hash, &e.client_id, e.expires_at)
+            }
+            Event::TokenExchanged(e) => {
+                self.track_access(e.jti, e.token_hash, &e.client_id, e.expires_at)
+            }
             Event::RefreshTokenIssued(e) => self.refresh = Some((e.token_hash, e.expires_at)),
             Event::RefreshTokenRotated(e) => {
                 self.used_refresh.insert(e.previous_hash);
@@ -530,6 +548,24 @@ mod tests {
             run(&mut grant, exchange(25, 10, 1, 1000), 3_600_000).unwrap_err(),
             GrantError::SubjectTokenInactive
         );
+    }
+
+    #[test]
+    fn an_exchanged_token_is_revoked_by_the_gateway_it_was_issued_to() {
+        let mut grant = created();
+        run(&mut grant, exchange(20, 10, 1, 1000), 0).unwrap();
+        let by = |client: &str| GrantCommand::RevokeToken {
+            token_hash: SecretHash::of("ex-20"),
+            client_id: client.into(),
+        };
+        assert_eq!(
+            run(&mut grant, by("c1"), 0).unwrap_err(),
+            GrantError::WrongClient
+        );
+        assert!(matches!(
+            run(&mut grant, by("gw"), 0).unwrap()[..],
+            [Event::TokenRevoked(_)]
+        ));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! `warrant serve`: run the identity provider on loopback over the embedded log.
 
 use super::{StoreArgs, fail};
+use crate::capabilities::Rules;
 use crate::config::{ServeConfig, default_node};
 use clap::{Args, ValueEnum};
 use std::io::Write;
@@ -30,6 +31,12 @@ pub struct ServeArgs {
     /// Login of the local identity's user, approved for loopback callers [default: $USER].
     #[arg(long, env = "WARRANT_LOCAL_USER")]
     local_user: Option<String>,
+    /// Grants file: capability rules in the shape of a tailnet policy's `grants`.
+    #[arg(long, env = "WARRANT_GRANTS")]
+    grants: Option<std::path::PathBuf>,
+    /// Enable RFC 8693 token exchange (the security token service).
+    #[arg(long, env = "WARRANT_ENABLE_STS")]
+    enable_sts: bool,
     /// This node's name in the records it writes [default: the host name].
     #[arg(long, env = "WARRANT_NODE")]
     node: Option<String>,
@@ -65,6 +72,13 @@ pub fn run(args: ServeArgs) -> ExitCode {
         Err(err) => return fail(format!("cannot listen on 127.0.0.1:{}: {err}", args.port)),
     };
     let port = listener.local_addr().map(|a| a.port()).unwrap_or(args.port);
+    let rules = match &args.grants {
+        Some(path) => match Rules::load(path) {
+            Ok(rules) => rules,
+            Err(err) => return fail(format!("grants file: {err}")),
+        },
+        None => Rules::default(),
+    };
     let defaults = ServeConfig::embedded(args.store.dir(), port);
     let config = ServeConfig {
         node: args.node.unwrap_or_else(default_node),
@@ -76,6 +90,8 @@ pub fn run(args: ServeArgs) -> ExitCode {
         local_user: args
             .local_user
             .unwrap_or_else(|| defaults.local_user.clone()),
+        rules,
+        enable_sts: args.enable_sts,
         ..defaults
     };
     actix_rt::System::new().block_on(async move {

@@ -1,6 +1,7 @@
 //! Discovery: OpenID Connect discovery and RFC 8414 authorization server metadata (one
 //! document, two paths), and the JWKS. Public, cacheable, CORS `*`.
 
+use crate::config::ServeConfig;
 use crate::server::Warrant;
 use actix_web::http::header::{
     ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN,
@@ -8,8 +9,13 @@ use actix_web::http::header::{
 use actix_web::{HttpResponse, HttpResponseBuilder, web};
 use serde_json::{Value, json};
 
-/// The metadata document for `issuer`.
-pub fn metadata(issuer: &str) -> Value {
+/// The metadata document of a server with `config`.
+pub fn metadata(config: &ServeConfig) -> Value {
+    let issuer = &config.issuer;
+    let mut grant_types = vec!["authorization_code", "refresh_token", "client_credentials"];
+    if config.enable_sts {
+        grant_types.push(super::exchange::GRANT_TYPE);
+    }
     json!({
         "issuer": issuer,
         "authorization_endpoint": format!("{issuer}/authorize"),
@@ -21,7 +27,7 @@ pub fn metadata(issuer: &str) -> Value {
         "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
         "scopes_supported": ["openid", "email", "profile", "offline_access"],
         "response_types_supported": ["code"],
-        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "grant_types_supported": grant_types,
         "response_modes_supported": ["query"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256"],
@@ -45,7 +51,7 @@ fn cors(mut response: HttpResponseBuilder) -> HttpResponseBuilder {
 
 /// `GET /.well-known/openid-configuration` and `/.well-known/oauth-authorization-server`.
 pub async fn document(warrant: web::Data<Warrant>) -> HttpResponse {
-    cors(HttpResponse::Ok()).json(metadata(&warrant.config.issuer))
+    cors(HttpResponse::Ok()).json(metadata(&warrant.config))
 }
 
 /// `OPTIONS` on the public documents: the CORS preflight.

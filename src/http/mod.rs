@@ -4,6 +4,7 @@ mod authorize;
 mod client_auth;
 mod discovery;
 pub mod error;
+mod exchange;
 mod form;
 mod health;
 mod introspect;

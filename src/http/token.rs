@@ -36,6 +36,9 @@ pub async fn token(
         "client_credentials" => client_credentials(&warrant, &form, client).await,
         "authorization_code" => authorization_code(&warrant, &form, client).await,
         "refresh_token" => refresh_token(&warrant, &form, client).await,
+        super::exchange::GRANT_TYPE if warrant.config.enable_sts => {
+            super::exchange::exchange(&warrant, &form, client).await
+        }
         other => Err(OAuthError::UnsupportedGrantType(format!(
             "grant type `{other}` is not supported"
         ))),
@@ -132,32 +135,44 @@ async fn client_credentials(
         refresh: None,
     };
     let committed = run_grant(warrant, grant_id, command, now).await?;
-    respond(
-        warrant,
-        &committed,
-        Issued {
-            access: minted.token,
-            scope: &scope,
-            refresh: None,
-            id_token: None,
-        },
-    )
-    .await
+    respond(warrant, &committed, Issued::access(minted.token, &scope)).await
 }
 
 /// How long refresh tokens live, in seconds.
 pub const REFRESH_TOKEN_SECONDS: i64 = 30 * 86_400;
 
 /// What a token response hands out.
-struct Issued<'a> {
-    access: String,
-    scope: &'a str,
-    refresh: Option<String>,
-    id_token: Option<String>,
+pub(super) struct Issued<'a> {
+    /// The access token.
+    pub access: String,
+    /// Its remaining lifetime in seconds.
+    pub expires_in: i64,
+    /// Its scopes.
+    pub scope: &'a str,
+    /// A refresh token, when the grant has one.
+    pub refresh: Option<String>,
+    /// An ID token, for `openid`.
+    pub id_token: Option<String>,
+    /// RFC 8693 §2.2.1 `issued_token_type`, for exchanges.
+    pub issued_token_type: Option<&'static str>,
+}
+
+impl<'a> Issued<'a> {
+    /// A freshly issued access token with its full lifetime.
+    fn access(access: String, scope: &'a str) -> Issued<'a> {
+        Issued {
+            access,
+            expires_in: ACCESS_TOKEN_SECONDS,
+            scope,
+            refresh: None,
+            id_token: None,
+            issued_token_type: None,
+        }
+    }
 }
 
 /// Runs a grant command; a refusal is `invalid_grant` (RFC 6749 §5.2).
-async fn run_grant(
+pub(super) async fn run_grant(
     warrant: &Warrant,
     grant_id: Uuid,
     command: GrantCommand,
@@ -175,7 +190,7 @@ async fn run_grant(
 }
 
 /// Waits until the read models show what was committed, then answers (RFC 6749 §5.1).
-async fn respond(
+pub(super) async fn respond(
     warrant: &Warrant,
     committed: &Committed,
     issued: Issued<'_>,
@@ -186,9 +201,12 @@ async fn respond(
     let mut body = json!({
         "access_token": issued.access,
         "token_type": "Bearer",
-        "expires_in": ACCESS_TOKEN_SECONDS,
+        "expires_in": issued.expires_in,
         "scope": issued.scope,
     });
+    if let Some(kind) = issued.issued_token_type {
+        body["issued_token_type"] = kind.into();
+    }
     if let Some(refresh) = issued.refresh {
         body["refresh_token"] = refresh.into();
     }
@@ -329,10 +347,9 @@ async fn authorization_code(
         warrant,
         &committed,
         Issued {
-            access: minted.token,
-            scope: &scope,
             refresh: Some(refresh),
             id_token,
+            ..Issued::access(minted.token, &scope)
         },
     )
     .await
@@ -415,10 +432,9 @@ async fn refresh_token(
         warrant,
         &committed,
         Issued {
-            access: minted.token,
-            scope: &scope,
             refresh: Some(next),
             id_token,
+            ..Issued::access(minted.token, &scope)
         },
     )
     .await

@@ -1,7 +1,7 @@
 //! The authorization code flow over real HTTP: PKCE for confidential and public clients, ID
 //! tokens checked against JWKS, userinfo, refresh rotation, and the replays that revoke.
 
-use super::support::{Server, export, http, log_head, register};
+use super::support::{App, Server, export, http, log_head, post_as, register_app};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use reqwest::blocking::Response;
 use serde_json::{Value, json};
@@ -11,21 +11,12 @@ use warrant::actors::session::s256_challenge;
 const VERIFIER: &str = "a-very-long-code-verifier-of-at-least-43-characters-0123456789";
 const REDIRECT: &str = "http://127.0.0.1:9/cb?app=1";
 
-struct App {
-    id: String,
-    secret: Option<String>,
-}
-
-fn register_app(server: &Server, public: bool) -> App {
-    let body = register(
+fn code_client(server: &Server, public: bool) -> App {
+    register_app(
         server,
         json!({"redirect_uris": [REDIRECT], "grant_types": ["authorization_code", "refresh_token"],
                "token_endpoint_auth_method": if public { "none" } else { "client_secret_basic" }}),
-    );
-    App {
-        id: body["client_id"].as_str().unwrap().into(),
-        secret: body["client_secret"].as_str().map(str::to_owned),
-    }
+    )
 }
 
 fn authorize(server: &Server, params: &[(&str, &str)]) -> Response {
@@ -118,20 +109,21 @@ fn error_code(response: Response) -> String {
 
 /// Introspects with a separate confidential client, as a resource server would.
 fn active(server: &Server, inspector: &App, token: &str) -> bool {
-    let response = http()
-        .post(format!("{}/introspect", server.base))
-        .basic_auth(&inspector.id, inspector.secret.as_ref())
-        .form(&[("token", token)])
-        .send()
-        .unwrap();
-    ok(response)["active"].as_bool().unwrap()
+    ok(post_as(
+        server,
+        inspector,
+        "/introspect",
+        &[("token", token)],
+    ))["active"]
+        .as_bool()
+        .unwrap()
 }
 
 #[test]
 fn confidential_client_code_flow_with_pkce_id_token_and_userinfo() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path());
-    let app = register_app(&server, false);
+    let app = code_client(&server, false);
     let code = code_for(&server, &app, "openid offline_access");
     let tokens = ok(redeem(&server, &app, &code));
     assert_eq!(tokens["scope"], "openid offline_access");
@@ -204,7 +196,7 @@ fn confidential_client_code_flow_with_pkce_id_token_and_userinfo() {
 fn public_client_code_flow_needs_pkce() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path());
-    let app = register_app(&server, true);
+    let app = code_client(&server, true);
     assert!(app.secret.is_none());
     let code = code_for(&server, &app, "openid");
     let tokens = ok(redeem(&server, &app, &code));
@@ -228,7 +220,7 @@ fn code_replay_is_refused_and_revokes_every_token_of_the_first_redemption() {
     // RFC 6749 §4.1.2: the code may be used once; a second use revokes what the first got.
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path());
-    let app = register_app(&server, false);
+    let app = code_client(&server, false);
     let code = code_for(&server, &app, "openid");
     let first = ok(redeem(&server, &app, &code));
     let access = first["access_token"].as_str().unwrap();
@@ -255,7 +247,7 @@ fn code_replay_is_refused_and_revokes_every_token_of_the_first_redemption() {
 fn refresh_tokens_rotate_and_a_reused_one_revokes_the_grant() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path());
-    let app = register_app(&server, false);
+    let app = code_client(&server, false);
     let first = ok(redeem(
         &server,
         &app,
@@ -303,8 +295,8 @@ fn refresh_tokens_rotate_and_a_reused_one_revokes_the_grant() {
 fn bad_code_redemptions_are_invalid_grant_and_recorded() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path());
-    let app = register_app(&server, false);
-    let other = register_app(&server, false);
+    let app = code_client(&server, false);
+    let other = code_client(&server, false);
     let code = code_for(&server, &app, "openid");
     let cases = [
         (
@@ -371,7 +363,7 @@ fn bad_code_redemptions_are_invalid_grant_and_recorded() {
 fn bad_authorization_requests_get_a_page_or_a_redirect_and_change_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path());
-    let app = register_app(&server, false);
+    let app = code_client(&server, false);
     let challenge = s256_challenge(VERIFIER);
     let head = log_head(&server);
     let pages: Vec<(&str, Vec<(&str, &str)>)> = vec![

@@ -5,6 +5,7 @@ mod cli;
 mod code_flow;
 mod crash;
 mod disk_full;
+mod exchange;
 mod filelog_contract;
 mod filelog_recovery;
 mod http;

@@ -41,9 +41,15 @@ pub struct Server {
 impl Server {
     /// Starts `warrant serve` on `dir` and waits until it listens.
     pub fn start(dir: &Path) -> Server {
+        Server::start_with(dir, &[])
+    }
+
+    /// Starts `warrant serve` on `dir` with extra flags.
+    pub fn start_with(dir: &Path, flags: &[&str]) -> Server {
         let mut child = warrant()
             .args(["serve", "--port", "0", "--log", "warn", "--dir"])
             .arg(dir)
+            .args(flags)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -169,4 +175,85 @@ pub fn log_head(server: &Server) -> u64 {
         .json()
         .unwrap();
     health["log_head"].as_u64().unwrap()
+}
+
+/// A registered client and its secret (none for public clients).
+pub struct App {
+    /// Its client id.
+    pub id: String,
+    /// Its secret.
+    pub secret: Option<String>,
+}
+
+/// Registers a confidential client with `metadata`.
+pub fn register_app(server: &Server, metadata: serde_json::Value) -> App {
+    let body = register(server, metadata);
+    App {
+        id: body["client_id"].as_str().unwrap().into(),
+        secret: body["client_secret"].as_str().map(str::to_owned),
+    }
+}
+
+/// POSTs a form to `path` with `app`'s Basic credentials.
+pub fn post_as(
+    server: &Server,
+    app: &App,
+    path: &str,
+    form: &[(&str, &str)],
+) -> reqwest::blocking::Response {
+    http()
+        .post(format!("{}{path}", server.base))
+        .basic_auth(&app.id, app.secret.as_ref())
+        .form(form)
+        .send()
+        .unwrap()
+}
+
+/// Logs the local user in to a new code-flow client with PKCE, asking for `resource`;
+/// returns the token response.
+pub fn login(server: &Server, resource: &str) -> serde_json::Value {
+    let redirect = "http://127.0.0.1:9/cb";
+    let app = register_app(
+        server,
+        serde_json::json!({"redirect_uris": [redirect], "grant_types": ["authorization_code", "refresh_token"]}),
+    );
+    let verifier = "v".repeat(50);
+    let challenge = warrant::actors::session::s256_challenge(&verifier);
+    let url = url::Url::parse_with_params(
+        &format!("{}/authorize", server.base),
+        &[
+            ("response_type", "code"),
+            ("client_id", &app.id),
+            ("redirect_uri", redirect),
+            ("scope", "openid offline_access"),
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+            ("resource", resource),
+        ],
+    )
+    .unwrap();
+    let response = http().get(url).send().unwrap();
+    let location = url::Url::parse(response.headers()["location"].to_str().unwrap()).unwrap();
+    let code = location
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned();
+    let tokens = post_as(
+        server,
+        &app,
+        "/token",
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", redirect),
+            ("code_verifier", &verifier),
+        ],
+    );
+    assert_eq!(tokens.status(), 200);
+    let mut tokens: serde_json::Value = tokens.json().unwrap();
+    tokens["client_id"] = app.id.into();
+    tokens["client_secret"] = app.secret.into();
+    tokens
 }
