@@ -18,6 +18,8 @@ pub struct ClientView {
     pub registered_at: Timestamp,
     /// Who registered it.
     pub registered_by: Option<String>,
+    /// SHA-256 of its RFC 7592 registration access token.
+    pub registration_token_hash: Option<SecretHash>,
 }
 
 /// Every live client by id.
@@ -58,6 +60,7 @@ impl Clients {
                         secret_hash: e.secret_hash,
                         registered_at: envelope.time,
                         registered_by: e.registered_by.clone(),
+                        registration_token_hash: e.registration_token_hash,
                     },
                 );
             }

@@ -169,6 +169,19 @@ impl Tokens {
         self.records.is_empty()
     }
 
+    /// The grants of `client_id` that are not revoked (a scan: for rare operations such as
+    /// deleting a client).
+    pub fn live_grants_of(&self, client_id: &str) -> Vec<Uuid> {
+        let Some(client) = self.strings.lookup(client_id) else {
+            return Vec::new();
+        };
+        self.grants
+            .iter()
+            .filter(|g| g.client == client && g.revoked.is_none())
+            .map(|g| g.id)
+            .collect()
+    }
+
     /// The token whose text hashes to `hash`.
     pub fn by_hash(&self, hash: &SecretHash) -> Option<TokenView<'_>> {
         let h = self.hasher.hash_one(hash);

@@ -8,6 +8,7 @@ use crate::events::{
     DeniedRequest, Event, RequestDenied,
 };
 use crate::secret::SecretHash;
+use url::{Host, Url};
 
 /// Token endpoint authentication methods warrant accepts.
 pub const AUTH_METHODS: &[&str] = &["client_secret_basic", "client_secret_post", "none"];
@@ -37,6 +38,8 @@ pub enum ClientCommand {
         secret_hash: Option<SecretHash>,
         /// The user registering it.
         registered_by: Option<String>,
+        /// SHA-256 of its RFC 7592 registration access token.
+        registration_token_hash: Option<SecretHash>,
     },
     /// Replace its metadata.
     Update {
@@ -103,14 +106,97 @@ impl Refusal for ClientError {
     }
 }
 
-/// Checks metadata against RFC 7591 §2 and warrant's policy.
+/// Grant types a client may register.
+pub const GRANT_TYPES: &[&str] = &[
+    "authorization_code",
+    "refresh_token",
+    "client_credentials",
+    "urn:ietf:params:oauth:grant-type:token-exchange",
+];
+
+/// Redirect URI schemes that are never acceptable.
+const REFUSED_SCHEMES: &[&str] = &["javascript", "data", "file", "vbscript", "about", "blob"];
+
+/// Most redirect URIs (and contacts) one client may register.
+const MAX_LIST: usize = 32;
+/// Longest URI or name accepted.
+const MAX_VALUE: usize = 2000;
+
+fn invalid(reason: impl Into<String>) -> ClientError {
+    ClientError::InvalidMetadata(reason.into())
+}
+
+/// Checks metadata against RFC 7591 §2, RFC 8252 and warrant's policy.
 pub fn validate_metadata(metadata: &ClientMetadata) -> Result<(), ClientError> {
     if !AUTH_METHODS.contains(&metadata.token_endpoint_auth_method.as_str()) {
-        return Err(ClientError::InvalidMetadata(format!(
+        return Err(invalid(format!(
             "token_endpoint_auth_method `{}` is not one of {}",
             metadata.token_endpoint_auth_method,
             AUTH_METHODS.join(", ")
         )));
+    }
+    if let Some(unknown) = metadata
+        .grant_types
+        .iter()
+        .find(|g| !GRANT_TYPES.contains(&g.as_str()))
+    {
+        return Err(invalid(format!("grant type `{unknown}` is not supported")));
+    }
+    if let Some(unknown) = metadata.response_types.iter().find(|r| *r != "code") {
+        return Err(invalid(format!(
+            "response type `{unknown}` is not supported; only `code`"
+        )));
+    }
+    let public = metadata.token_endpoint_auth_method == "none";
+    if let Some(grant) = metadata
+        .grant_types
+        .iter()
+        .find(|g| public && (*g == "client_credentials" || g.starts_with("urn:")))
+    {
+        return Err(invalid(format!(
+            "a public client cannot use the `{grant}` grant"
+        )));
+    }
+    if let Some(kind) = &metadata.application_type
+        && kind != "web"
+        && kind != "native"
+    {
+        return Err(invalid(format!(
+            "application_type `{kind}` is not web or native"
+        )));
+    }
+    if let Some(alg) = &metadata.id_token_signed_response_alg
+        && alg != "RS256"
+        && alg != "EdDSA"
+    {
+        return Err(invalid(format!(
+            "id_token_signed_response_alg `{alg}` is not RS256 or EdDSA"
+        )));
+    }
+    let names = metadata
+        .client_name
+        .iter()
+        .chain(metadata.client_uri.iter())
+        .chain(metadata.logo_uri.iter());
+    if names
+        .chain(metadata.contacts.iter())
+        .any(|v| v.len() > MAX_VALUE)
+        || metadata.contacts.len() > MAX_LIST
+        || metadata.redirect_uris.len() > MAX_LIST
+    {
+        return Err(invalid(format!(
+            "at most {MAX_LIST} redirect URIs or contacts, each value at most {MAX_VALUE} bytes"
+        )));
+    }
+    for (field, uri) in [
+        ("client_uri", &metadata.client_uri),
+        ("logo_uri", &metadata.logo_uri),
+    ] {
+        if let Some(uri) = uri
+            && !Url::parse(uri).is_ok_and(|u| u.scheme() == "https" || u.scheme() == "http")
+        {
+            return Err(invalid(format!("{field} `{uri}` is not an http(s) URL")));
+        }
     }
     let uses_code = metadata
         .grant_types
@@ -121,26 +207,40 @@ pub fn validate_metadata(metadata: &ClientMetadata) -> Result<(), ClientError> {
             "the authorization_code grant needs at least one redirect URI".into(),
         ));
     }
-    for uri in &metadata.redirect_uris {
-        if uri.contains('#') {
-            return Err(ClientError::InvalidRedirectUri(format!(
-                "`{uri}` has a fragment (RFC 6749 §3.1.2)"
-            )));
-        }
-        let scheme_end = uri.find(':').filter(|&i| i > 0);
-        let valid_scheme = scheme_end.is_some_and(|i| {
-            uri[..i]
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
-                && uri.as_bytes()[0].is_ascii_alphabetic()
-        });
-        if !valid_scheme || uri.len() > 2000 || uri.chars().any(char::is_whitespace) {
-            return Err(ClientError::InvalidRedirectUri(format!(
-                "`{uri}` is not an absolute URI"
-            )));
-        }
+    metadata
+        .redirect_uris
+        .iter()
+        .try_for_each(|uri| validate_redirect_uri(uri))
+}
+
+/// A redirect URI must be absolute without a fragment (RFC 6749 §3.1.2): https, http on a
+/// loopback address, or a private-use scheme of a native app (RFC 8252 §7); never a
+/// scheme that runs or reads something locally.
+fn validate_redirect_uri(uri: &str) -> Result<(), ClientError> {
+    let refuse = |why: &str| Err(ClientError::InvalidRedirectUri(format!("`{uri}` {why}")));
+    if uri.len() > MAX_VALUE {
+        return refuse("is too long");
     }
-    Ok(())
+    if uri.contains('#') {
+        return refuse("has a fragment (RFC 6749 §3.1.2)");
+    }
+    let Ok(url) = Url::parse(uri) else {
+        return refuse("is not an absolute URI");
+    };
+    match url.scheme() {
+        "https" if url.host().is_some() => Ok(()),
+        "https" => refuse("has no host"),
+        "http" => match url.host() {
+            Some(Host::Domain("localhost")) => Ok(()),
+            Some(Host::Ipv4(ip)) if ip.is_loopback() => Ok(()),
+            Some(Host::Ipv6(ip)) if ip.is_loopback() => Ok(()),
+            _ => refuse("uses http on a non-loopback host; use https"),
+        },
+        scheme if REFUSED_SCHEMES.contains(&scheme) => {
+            refuse("uses a scheme that is never allowed")
+        }
+        _ => Ok(()),
+    }
 }
 
 impl Client {
@@ -173,6 +273,7 @@ impl Aggregate for Client {
                 metadata,
                 secret_hash,
                 registered_by,
+                registration_token_hash,
             } => {
                 if self.registered.is_some() {
                     return Err(ClientError::AlreadyRegistered(client_id.to_owned()));
@@ -190,6 +291,7 @@ impl Aggregate for Client {
                         metadata: metadata.clone(),
                         secret_hash: *secret_hash,
                         registered_by: registered_by.clone(),
+                        registration_token_hash: *registration_token_hash,
                     }
                     .into(),
                 ])
@@ -280,7 +382,7 @@ mod tests {
             grant_types: vec!["authorization_code".into()],
             response_types: vec!["code".into()],
             token_endpoint_auth_method: method.into(),
-            scope: None,
+            ..ClientMetadata::default()
         }
     }
 
@@ -289,6 +391,7 @@ mod tests {
             metadata: metadata(method),
             secret_hash: secret.map(SecretHash::of),
             registered_by: Some("alice@example.com".into()),
+            registration_token_hash: None,
         }
     }
 

@@ -24,6 +24,21 @@ pub struct ClientMetadata {
     /// Space-separated scopes the client may ask for, if limited.
     #[serde(default)]
     pub scope: Option<String>,
+    /// Home page of the client.
+    #[serde(default)]
+    pub client_uri: Option<String>,
+    /// Logo of the client.
+    #[serde(default)]
+    pub logo_uri: Option<String>,
+    /// People responsible for the client.
+    #[serde(default)]
+    pub contacts: Vec<String>,
+    /// `web` or `native` (OIDC Dynamic Registration §2).
+    #[serde(default)]
+    pub application_type: Option<String>,
+    /// `RS256` (default) or `EdDSA` for this client's ID tokens.
+    #[serde(default)]
+    pub id_token_signed_response_alg: Option<String>,
 }
 
 /// A client was registered.
@@ -35,6 +50,9 @@ pub struct ClientRegistered {
     pub metadata: ClientMetadata,
     /// SHA-256 of the client secret; `None` for public clients.
     pub secret_hash: Option<SecretHash>,
+    /// SHA-256 of the RFC 7592 registration access token, when one was issued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registration_token_hash: Option<SecretHash>,
     /// Login of the user who registered it, when a user did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registered_by: Option<String>,

@@ -24,10 +24,11 @@ pub fn client(i: usize, now: Timestamp) -> (String, Vec<NewEvent>) {
             grant_types: vec!["authorization_code".into(), "refresh_token".into()],
             response_types: vec!["code".into()],
             token_endpoint_auth_method: "client_secret_basic".into(),
-            scope: None,
+            ..ClientMetadata::default()
         },
         secret_hash: Some(SecretHash::of(&format!("secret-{i}"))),
         registered_by: Some("admin@example.com".into()),
+        registration_token_hash: None,
     };
     (
         format!("client-{client_id}"),

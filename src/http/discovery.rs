@@ -30,7 +30,7 @@ pub fn metadata(config: &ServeConfig) -> Value {
         "grant_types_supported": grant_types,
         "response_modes_supported": ["query"],
         "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": ["RS256"],
+        "id_token_signing_alg_values_supported": ["RS256", "EdDSA"],
         "authorization_response_iss_parameter_supported": true,
         "claims_supported": ["iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "azp", "name", "preferred_username", "email"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],

@@ -33,6 +33,8 @@ pub enum OAuthError {
     InvalidRedirectUri(String),
     /// RFC 7591 §3.2.2 `invalid_client_metadata`; 400.
     InvalidClientMetadata(String),
+    /// RFC 6750 §3.1 `invalid_token` (a bad registration access token, RFC 7592 §3); 401.
+    InvalidToken(String),
     /// RFC 6749 §4.1.2.1 `access_denied`; 403.
     AccessDenied(String),
     /// RFC 6749 §4.1.2.1 `temporarily_unavailable`; 503 (the event store cannot write).
@@ -55,6 +57,7 @@ impl OAuthError {
             OAuthError::InvalidRedirectUri(_) => "invalid_redirect_uri",
             OAuthError::InvalidClientMetadata(_) => "invalid_client_metadata",
             OAuthError::AccessDenied(_) => "access_denied",
+            OAuthError::InvalidToken(_) => "invalid_token",
             OAuthError::TemporarilyUnavailable(_) => "temporarily_unavailable",
         }
     }
@@ -75,6 +78,7 @@ impl OAuthError {
             | OAuthError::InvalidRedirectUri(d)
             | OAuthError::InvalidClientMetadata(d)
             | OAuthError::AccessDenied(d)
+            | OAuthError::InvalidToken(d)
             | OAuthError::TemporarilyUnavailable(d) => d,
         }
     }
@@ -90,7 +94,7 @@ impl fmt::Display for OAuthError {
 impl ResponseError for OAuthError {
     fn status_code(&self) -> StatusCode {
         match self {
-            OAuthError::InvalidClient(_) => StatusCode::UNAUTHORIZED,
+            OAuthError::InvalidClient(_) | OAuthError::InvalidToken(_) => StatusCode::UNAUTHORIZED,
             OAuthError::AccessDenied(_) => StatusCode::FORBIDDEN,
             OAuthError::TemporarilyUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             OAuthError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -102,11 +106,18 @@ impl ResponseError for OAuthError {
     fn error_response(&self) -> HttpResponse {
         let mut response = HttpResponse::build(self.status_code());
         no_store(&mut response);
-        if let OAuthError::InvalidClient(_) = self {
-            // RFC 6749 §5.2: a 401 names the scheme the client may authenticate with.
+        // A 401 names the scheme to authenticate with (RFC 6749 §5.2, RFC 6750 §3).
+        let challenge = match self {
+            OAuthError::InvalidClient(_) => Some("Basic realm=\"warrant\""),
+            OAuthError::InvalidToken(_) => {
+                Some("Bearer realm=\"warrant\", error=\"invalid_token\"")
+            }
+            _ => None,
+        };
+        if let Some(challenge) = challenge {
             response.insert_header((
                 actix_web::http::header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Basic realm=\"warrant\""),
+                HeaderValue::from_static(challenge),
             ));
         }
         response.json(serde_json::json!({

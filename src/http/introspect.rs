@@ -45,6 +45,14 @@ pub async fn introspect(
             }
             if let Some(subject) = view.subject {
                 body["username"] = subject.into();
+                let scopes: Vec<&str> = view.scope.split(' ').collect();
+                if scopes.contains(&"profile") {
+                    body["name"] = subject.into();
+                    body["preferred_username"] = subject.into();
+                }
+                if scopes.contains(&"email") && subject.contains('@') {
+                    body["email"] = subject.into();
+                }
             }
             if let Some(act) = &view.act {
                 body["act"] = serde_json::to_value(act).unwrap_or(Value::Null);

@@ -48,6 +48,13 @@ pub fn routes(config: &mut web::ServiceConfig) {
                 .default_service(web::to(method_not_allowed)),
         )
         .service(only("/register", web::post().to(register::register)))
+        .service(
+            web::resource("/register/{client_id}")
+                .route(web::get().to(register::read))
+                .route(web::put().to(register::update))
+                .route(web::delete().to(register::delete))
+                .default_service(web::to(method_not_allowed)),
+        )
         .service(only("/token", web::post().to(token::token)))
         .service(only("/introspect", web::post().to(introspect::introspect)))
         .service(only("/revoke", web::post().to(revoke::revoke)))

@@ -16,6 +16,7 @@ use crate::secret::{self, SecretHash};
 use crate::server::Warrant;
 use crate::tokens::access::{self, ACCESS_TOKEN_SECONDS, AccessGrant};
 use crate::tokens::id_token;
+use crate::tokens::keys::SigningKey;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
 use uuid::Uuid;
@@ -218,6 +219,14 @@ pub(super) async fn respond(
     Ok(response.json(body))
 }
 
+/// RS256 unless the client registered `id_token_signed_response_alg: EdDSA`.
+fn id_token_key<'a>(warrant: &'a Warrant, client: &AuthenticatedClient) -> &'a SigningKey {
+    match client.view.metadata.id_token_signed_response_alg.as_deref() {
+        Some("EdDSA") => &warrant.keys.ed25519,
+        _ => &warrant.keys.rsa,
+    }
+}
+
 fn has_scope(scope: &str, wanted: &str) -> bool {
     scope.split(' ').any(|s| s == wanted)
 }
@@ -318,7 +327,7 @@ async fn authorization_code(
     let refresh = secret::generate();
     let id_token = has_scope(&scope, "openid").then(|| {
         id_token::issue(
-            &warrant.keys.rsa,
+            id_token_key(warrant, &client),
             &warrant.config.issuer,
             &subject,
             &client.client_id,
@@ -420,7 +429,7 @@ async fn refresh_token(
         .filter(|_| has_scope(&scope, "openid"))
         .map(|subject| {
             id_token::issue(
-                &warrant.keys.rsa,
+                id_token_key(warrant, &client),
                 &warrant.config.issuer,
                 subject,
                 &client.client_id,

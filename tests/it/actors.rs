@@ -31,10 +31,11 @@ fn register() -> ClientCommand {
             grant_types: vec!["authorization_code".into()],
             response_types: vec!["code".into()],
             token_endpoint_auth_method: "client_secret_basic".into(),
-            scope: None,
+            ..ClientMetadata::default()
         },
         secret_hash: Some(SecretHash::of("s")),
         registered_by: None,
+        registration_token_hash: None,
     }
 }
 

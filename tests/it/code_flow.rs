@@ -193,6 +193,33 @@ fn confidential_client_code_flow_with_pkce_id_token_and_userinfo() {
 }
 
 #[test]
+fn a_client_may_ask_for_eddsa_id_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let app = register_app(
+        &server,
+        json!({"redirect_uris": [REDIRECT], "id_token_signed_response_alg": "EdDSA"}),
+    );
+    let tokens = ok(redeem(
+        &server,
+        &app,
+        &code_for(&server, &app, "openid profile"),
+    ));
+    let header = jsonwebtoken::decode_header(tokens["id_token"].as_str().unwrap()).unwrap();
+    assert_eq!(header.alg, Algorithm::EdDSA);
+    let seen = ok(post_as(
+        &server,
+        &app,
+        "/introspect",
+        &[("token", tokens["access_token"].as_str().unwrap())],
+    ));
+    assert_eq!(
+        seen["preferred_username"], seen["sub"],
+        "profile scope: profile claims"
+    );
+}
+
+#[test]
 fn public_client_code_flow_needs_pkce() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path());

@@ -12,4 +12,5 @@ mod http;
 mod layout;
 mod oauth_endpoints;
 mod projections;
+mod registration;
 mod support;
