@@ -118,6 +118,14 @@ async fn publish_keys(
     models.catch_up(store, None, |_| {}).await
 }
 
+/// The path of the issuer URL without its trailing slash (`""` for a bare origin): every
+/// endpoint is served under it.
+pub fn issuer_path(issuer: &str) -> String {
+    url::Url::parse(issuer)
+        .map(|url| url.path().trim_end_matches('/').to_owned())
+        .unwrap_or_default()
+}
+
 /// Serves `warrant` on `listener` until `shutdown` completes, then stops gracefully and writes
 /// a final checkpoint. Must run inside an actix system.
 pub async fn run(
@@ -150,10 +158,11 @@ pub async fn run(
         })
     };
     let app_state = warrant.clone();
+    let prefix = issuer_path(&warrant.config.issuer);
     let server = actix_web::HttpServer::new(move || {
         actix_web::App::new()
             .app_data(app_state.clone())
-            .configure(crate::http::routes)
+            .configure(|config| crate::http::mount(config, &prefix))
     })
     .disable_signals()
     .listen(listener)?

@@ -79,6 +79,16 @@ pub fn run(args: ServeArgs) -> ExitCode {
         },
         None => Rules::default(),
     };
+    if let Some(issuer) = &args.issuer {
+        let usable = url::Url::parse(issuer).is_ok_and(|u| {
+            matches!(u.scheme(), "http" | "https") && u.query().is_none() && u.fragment().is_none()
+        });
+        if !usable {
+            return fail(format!(
+                "--issuer `{issuer}` must be an http(s) URL without query or fragment (RFC 8414 §2)"
+            ));
+        }
+    }
     let defaults = ServeConfig::embedded(args.store.dir(), port);
     let config = ServeConfig {
         node: args.node.unwrap_or_else(default_node),

@@ -19,8 +19,27 @@ use error::OAuthError;
 /// Largest JSON body accepted (registration metadata).
 pub const MAX_JSON_BYTES: usize = 64 * 1024;
 
-/// Mounts every route.
-pub fn routes(config: &mut web::ServiceConfig) {
+/// Mounts every route under the issuer's path `prefix` (`""` or `/tenant`). With a path, the
+/// metadata is also served where RFC 8414 §3.1 inserts it:
+/// `/.well-known/oauth-authorization-server/tenant` (and likewise for OpenID discovery).
+pub fn mount(config: &mut web::ServiceConfig, prefix: &str) {
+    if prefix.is_empty() {
+        routes(config);
+        return;
+    }
+    config
+        .service(public(
+            &[
+                &format!("/.well-known/oauth-authorization-server{prefix}"),
+                &format!("/.well-known/openid-configuration{prefix}"),
+            ],
+            web::get().to(discovery::document),
+        ))
+        .service(web::scope(prefix).configure(routes));
+}
+
+/// Mounts every route at the root.
+fn routes(config: &mut web::ServiceConfig) {
     config
         .app_data(
             web::JsonConfig::default()

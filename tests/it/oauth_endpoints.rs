@@ -420,3 +420,79 @@ fn revoking_another_clients_token_is_refused_and_recorded() {
     assert_eq!(denials.len(), 1);
     assert_eq!(denials[0]["payload"]["request"], "revocation");
 }
+
+#[test]
+fn an_issuer_with_a_path_serves_everything_under_it() {
+    // RFC 8414 §3.1: metadata at the path-inserted location; endpoints under the path.
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), &["--issuer", "https://idp.example/tenant/"]);
+    for path in [
+        "/.well-known/oauth-authorization-server/tenant",
+        "/.well-known/openid-configuration/tenant",
+        "/tenant/.well-known/openid-configuration",
+    ] {
+        let doc: Value = http()
+            .get(format!("{}{path}", server.base))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        assert_eq!(doc["issuer"], "https://idp.example/tenant", "{path}");
+        assert_eq!(
+            doc["token_endpoint"], "https://idp.example/tenant/token",
+            "{path}"
+        );
+    }
+    let registered: Value = http()
+        .post(format!("{}/tenant/register", server.base))
+        .json(&json!({"grant_types": ["client_credentials"]}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let client = Client {
+        id: registered["client_id"].as_str().unwrap().into(),
+        secret: registered["client_secret"].as_str().unwrap().into(),
+    };
+    let token = post_form(
+        &server,
+        "/tenant/token",
+        &client,
+        &[("grant_type", "client_credentials")],
+    )
+    .send()
+    .unwrap();
+    let token = ok_json(token);
+    let claims =
+        jsonwebtoken::dangerous::insecure_decode::<Value>(token["access_token"].as_str().unwrap())
+            .unwrap()
+            .claims;
+    assert_eq!(claims["iss"], "https://idp.example/tenant");
+    assert_eq!(
+        http()
+            .get(format!("{}/.well-known/openid-configuration", server.base))
+            .send()
+            .unwrap()
+            .status(),
+        404
+    );
+}
+
+#[test]
+fn an_unusable_issuer_stops_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = super::support::warrant()
+        .args([
+            "serve",
+            "--port",
+            "0",
+            "--issuer",
+            "https://idp.example/?x=1",
+            "--dir",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--issuer"));
+}
