@@ -32,9 +32,22 @@ impl Keys {
         self.by_kid.get(kid)
     }
 
-    /// The keys not retired, ordered by `kid`: what JWKS lists.
+    /// The keys not retired, ordered by `kid`: what may sign.
     pub fn active(&self) -> impl Iterator<Item = (&String, &KeyView)> {
         self.by_kid.iter().filter(|(_, k)| k.retired_at.is_none())
+    }
+
+    /// What JWKS lists at `now`: the active keys, and retired ones for `grace_seconds` after
+    /// their retirement, so tokens they signed verify until they expire.
+    pub fn listed(
+        &self,
+        now: Timestamp,
+        grace_seconds: i64,
+    ) -> impl Iterator<Item = (&String, &KeyView)> {
+        self.by_kid.iter().filter(move |(_, k)| {
+            k.retired_at
+                .is_none_or(|at| now < at.plus_seconds(grace_seconds))
+        })
     }
 
     /// Folds one event.

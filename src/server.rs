@@ -6,14 +6,16 @@ use crate::clock::Timestamp;
 use crate::config::ServeConfig;
 use crate::events::filelog::{FileLog, FileLogOptions};
 use crate::events::{EventStore, StoreError};
-use crate::events::{ExpectedVersion, NewEvent, SigningKeyPublished};
-use crate::projections::ReadModels;
+use crate::events::{ExpectedVersion, NewEvent, SigningKeyPublished, SigningKeyRetired};
 use crate::projections::checkpoint;
 use crate::projections::live::{CheckpointPolicy, LiveModels};
 use crate::tokens::keys::{KeyError, NodeKeys};
 use std::net::TcpListener;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
+
+/// How often the age of the signing keys is checked against the rotation schedule.
+const KEY_ROTATION_CHECK: Duration = Duration::from_secs(3600);
 
 /// How often idle actors are looked for.
 const PASSIVATION_SWEEP: Duration = Duration::from_secs(15);
@@ -28,11 +30,29 @@ pub struct Warrant {
     pub models: Arc<LiveModels>,
     /// The actor registries.
     pub actors: Actors,
-    /// This node's signing keys.
-    pub keys: NodeKeys,
+    keys: RwLock<Arc<NodeKeys>>,
 }
 
 impl Warrant {
+    /// The keys this node signs with now.
+    pub fn signing_keys(&self) -> Arc<NodeKeys> {
+        self.keys.read().unwrap().clone()
+    }
+
+    /// Replaces this node's keys: the new public keys are recorded (and visible in JWKS)
+    /// before anything is signed with them; the old ones are retired, and JWKS keeps them
+    /// until every token they signed has expired.
+    pub async fn rotate_keys(&self) -> Result<(), StartError> {
+        let old = self.signing_keys();
+        let new = NodeKeys::rotate(&self.config.dir)?;
+        let retired: Vec<String> = old.all().iter().map(|k| k.kid.clone()).collect();
+        let last = record_keys(self.store.as_ref(), &new, &retired, &self.config.node).await?;
+        self.models.wait_for(last).await;
+        tracing::info!(retired = ?retired, ed25519 = %new.ed25519.kid, rsa = %new.rsa.kid, "signing keys rotated");
+        *self.keys.write().unwrap() = Arc::new(new);
+        Ok(())
+    }
+
     fn checkpoint_policy(&self) -> CheckpointPolicy {
         CheckpointPolicy {
             path: checkpoint::path_in(&self.config.dir),
@@ -62,8 +82,25 @@ pub async fn build(config: ServeConfig) -> Result<Warrant, StartError> {
     let mut models = checkpoint::load_for(&checkpoint::path_in(&config.dir), store.as_ref()).await;
     let from_checkpoint = models.position;
     models.catch_up(store.as_ref(), None, |_| {}).await?;
-    let keys = NodeKeys::load_or_generate(&config.dir)?;
-    publish_keys(store.as_ref(), &mut models, &keys, &config.node).await?;
+    let mut keys = NodeKeys::load_or_generate(&config.dir)?;
+    if config
+        .key_rotation
+        .is_some_and(|every| NodeKeys::age(&config.dir).is_some_and(|age| age >= every))
+    {
+        keys = NodeKeys::rotate(&config.dir)?;
+    }
+    // Retire this node's older keys still listed (after a rotation, or one cut short).
+    let stale: Vec<String> = models
+        .keys
+        .active()
+        .filter(|(kid, key)| key.node == config.node && keys.all().iter().all(|k| k.kid != **kid))
+        .map(|(kid, _)| kid.clone())
+        .collect();
+    let unpublished = keys.all().iter().any(|k| models.keys.get(&k.kid).is_none());
+    if unpublished || !stale.is_empty() {
+        record_keys(store.as_ref(), &keys, &stale, &config.node).await?;
+        models.catch_up(store.as_ref(), None, |_| {}).await?;
+    }
     tracing::info!(
         dir = %config.dir.display(),
         head,
@@ -78,21 +115,21 @@ pub async fn build(config: ServeConfig) -> Result<Warrant, StartError> {
         store,
         models: LiveModels::new(models),
         actors,
-        keys,
+        keys: RwLock::new(Arc::new(keys)),
     })
 }
 
-/// Appends `SigningKeyPublished` for each of this node's keys the log lacks, then folds it.
-async fn publish_keys(
+/// Records `keys` as published (idempotently: a key already published is left alone) and
+/// the keys `retired` as retired; returns the position of the last record.
+pub async fn record_keys(
     store: &dyn EventStore,
-    models: &mut ReadModels,
     keys: &NodeKeys,
+    retired: &[String],
     node: &str,
-) -> Result<(), StoreError> {
+) -> Result<u64, StoreError> {
+    let now = Timestamp::now();
+    let mut last = *store.head().borrow();
     for key in keys.all() {
-        if models.keys.get(&key.kid).is_some() {
-            continue;
-        }
         let published = SigningKeyPublished {
             kid: key.kid.clone(),
             alg: key.public_jwk["alg"]
@@ -102,7 +139,7 @@ async fn publish_keys(
             node: node.to_owned(),
             public_jwk: key.public_jwk.clone(),
         };
-        let event = NewEvent::new(published, Timestamp::now(), uuid::Uuid::new_v4());
+        let event = NewEvent::new(published, now, uuid::Uuid::new_v4());
         match store
             .append(
                 &format!("key-{}", key.kid),
@@ -111,11 +148,23 @@ async fn publish_keys(
             )
             .await
         {
-            Ok(_) | Err(StoreError::Conflict { .. }) => {}
+            Ok(appended) => last = appended.last_position,
+            Err(StoreError::Conflict { .. }) => {}
             Err(err) => return Err(err),
         }
     }
-    models.catch_up(store, None, |_| {}).await
+    for kid in retired {
+        let event = NewEvent::new(
+            SigningKeyRetired { kid: kid.clone() },
+            now,
+            uuid::Uuid::new_v4(),
+        );
+        last = store
+            .append(&format!("key-{kid}"), ExpectedVersion::Any, vec![event])
+            .await?
+            .last_position;
+    }
+    Ok(last)
 }
 
 /// The path of the issuer URL without its trailing slash (`""` for a bare origin): every
@@ -157,6 +206,20 @@ pub async fn run(
             }
         })
     };
+    let rotation = warrant.config.key_rotation.map(|every| {
+        let warrant = warrant.clone();
+        actix_rt::spawn(async move {
+            let mut ticks = actix_rt::time::interval(KEY_ROTATION_CHECK);
+            loop {
+                ticks.tick().await;
+                if NodeKeys::age(&warrant.config.dir).is_some_and(|age| age >= every)
+                    && let Err(err) = warrant.rotate_keys().await
+                {
+                    tracing::error!(%err, "scheduled key rotation failed; keeping the current keys");
+                }
+            }
+        })
+    });
     let app_state = warrant.clone();
     let prefix = issuer_path(&warrant.config.issuer);
     let server = actix_web::HttpServer::new(move || {
@@ -176,6 +239,9 @@ pub async fn run(
     server.await?;
     follower.abort();
     sweeper.abort();
+    if let Some(rotation) = rotation {
+        rotation.abort();
+    }
     warrant.models.checkpoint(&warrant.checkpoint_policy());
     tracing::info!("stopped");
     Ok(())

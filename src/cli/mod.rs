@@ -1,6 +1,7 @@
 //! The command line: `warrant serve`, `warrant log verify|export`, `warrant projections
 //! rebuild`. Every flag has a `WARRANT_*` environment variable twin.
 
+mod keys;
 mod log;
 mod projections;
 mod serve;
@@ -25,6 +26,11 @@ enum Command {
     Log {
         #[command(subcommand)]
         command: log::LogCommand,
+    },
+    /// Manage this node's signing keys.
+    Keys {
+        #[command(subcommand)]
+        command: keys::KeysCommand,
     },
     /// Maintain the read models.
     Projections {
@@ -53,6 +59,7 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Log { command } => log::run(command),
+        Command::Keys { command } => keys::run(command),
         Command::Projections { command } => projections::run(command),
     }
 }

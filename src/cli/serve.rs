@@ -37,6 +37,9 @@ pub struct ServeArgs {
     /// Enable RFC 8693 token exchange (the security token service).
     #[arg(long, env = "WARRANT_ENABLE_STS")]
     enable_sts: bool,
+    /// Rotate this node's signing keys when they are this many days old (0: never).
+    #[arg(long, env = "WARRANT_KEY_ROTATION_DAYS", default_value_t = 90)]
+    key_rotation_days: u64,
     /// This node's name in the records it writes [default: the host name].
     #[arg(long, env = "WARRANT_NODE")]
     node: Option<String>,
@@ -102,6 +105,8 @@ pub fn run(args: ServeArgs) -> ExitCode {
             .unwrap_or_else(|| defaults.local_user.clone()),
         rules,
         enable_sts: args.enable_sts,
+        key_rotation: (args.key_rotation_days > 0)
+            .then(|| std::time::Duration::from_secs(args.key_rotation_days * 86_400)),
         ..defaults
     };
     actix_rt::System::new().block_on(async move {

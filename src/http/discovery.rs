@@ -1,8 +1,11 @@
 //! Discovery: OpenID Connect discovery and RFC 8414 authorization server metadata (one
 //! document, two paths), and the JWKS. Public, cacheable, CORS `*`.
 
+use crate::clock::Timestamp;
 use crate::config::ServeConfig;
 use crate::server::Warrant;
+use crate::tokens::access::ACCESS_TOKEN_SECONDS;
+use crate::tokens::id_token::ID_TOKEN_SECONDS;
 use actix_web::http::header::{
     ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN,
 };
@@ -59,13 +62,15 @@ pub async fn preflight() -> HttpResponse {
     cors(HttpResponse::NoContent()).finish()
 }
 
-/// `GET /.well-known/jwks.json`: every published, not retired public key.
+/// `GET /.well-known/jwks.json`: every published public key, retired ones included until
+/// the longest-lived token they could have signed has expired.
 pub async fn jwks(warrant: web::Data<Warrant>) -> HttpResponse {
+    let grace = ACCESS_TOKEN_SECONDS.max(ID_TOKEN_SECONDS);
     let keys: Vec<Value> = warrant
         .models
         .read()
         .keys
-        .active()
+        .listed(Timestamp::now(), grace)
         .filter_map(|(_, key)| serde_json::from_str(&key.public_jwk).ok())
         .collect();
     cors(HttpResponse::Ok()).json(json!({ "keys": keys }))

@@ -172,7 +172,7 @@ pub async fn exchange(
     let expires = (now.unix_seconds() + ACCESS_TOKEN_SECONDS).min(subject.expires_at);
     let jti = Uuid::new_v4();
     let token = mint_access(
-        &warrant.keys.ed25519,
+        &warrant.signing_keys().ed25519,
         &AccessClaims {
             iss: &warrant.config.issuer,
             sub: login,

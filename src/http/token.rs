@@ -16,7 +16,6 @@ use crate::secret::{self, SecretHash};
 use crate::server::Warrant;
 use crate::tokens::access::{self, ACCESS_TOKEN_SECONDS, AccessGrant};
 use crate::tokens::id_token;
-use crate::tokens::keys::SigningKey;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
 use uuid::Uuid;
@@ -112,7 +111,7 @@ async fn client_credentials(
     let now = Timestamp::now();
     let grant_id = Uuid::new_v4();
     let minted = access::issue(
-        &warrant.keys,
+        &warrant.signing_keys(),
         &warrant.config.issuer,
         &AccessGrant {
             grant_id,
@@ -219,12 +218,28 @@ pub(super) async fn respond(
     Ok(response.json(body))
 }
 
-/// RS256 unless the client registered `id_token_signed_response_alg: EdDSA`.
-fn id_token_key<'a>(warrant: &'a Warrant, client: &AuthenticatedClient) -> &'a SigningKey {
-    match client.view.metadata.id_token_signed_response_alg.as_deref() {
-        Some("EdDSA") => &warrant.keys.ed25519,
-        _ => &warrant.keys.rsa,
-    }
+/// Mints an ID token for `subject`: RS256 unless the client registered
+/// `id_token_signed_response_alg: EdDSA`.
+fn id_token_for(
+    warrant: &Warrant,
+    client: &AuthenticatedClient,
+    subject: &str,
+    nonce: Option<&str>,
+    now: Timestamp,
+) -> String {
+    let keys = warrant.signing_keys();
+    let key = match client.view.metadata.id_token_signed_response_alg.as_deref() {
+        Some("EdDSA") => &keys.ed25519,
+        _ => &keys.rsa,
+    };
+    id_token::issue(
+        key,
+        &warrant.config.issuer,
+        subject,
+        &client.client_id,
+        nonce,
+        now,
+    )
 }
 
 fn has_scope(scope: &str, wanted: &str) -> bool {
@@ -313,7 +328,7 @@ async fn authorization_code(
     } = redeemed;
     let audience = audience_of(&resources, &client.client_id);
     let minted = access::issue(
-        &warrant.keys,
+        &warrant.signing_keys(),
         &warrant.config.issuer,
         &AccessGrant {
             grant_id,
@@ -325,16 +340,8 @@ async fn authorization_code(
         now,
     );
     let refresh = secret::generate();
-    let id_token = has_scope(&scope, "openid").then(|| {
-        id_token::issue(
-            id_token_key(warrant, &client),
-            &warrant.config.issuer,
-            &subject,
-            &client.client_id,
-            nonce.as_deref(),
-            now,
-        )
-    });
+    let id_token = has_scope(&scope, "openid")
+        .then(|| id_token_for(warrant, &client, &subject, nonce.as_deref(), now));
     let command = GrantCommand::Create {
         created: GrantCreated {
             grant_id,
@@ -404,7 +411,7 @@ async fn refresh_token(
     let now = Timestamp::now();
     let audience = audience_of(&audience, &client.client_id);
     let minted = access::issue(
-        &warrant.keys,
+        &warrant.signing_keys(),
         &warrant.config.issuer,
         &AccessGrant {
             grant_id,
@@ -427,16 +434,7 @@ async fn refresh_token(
     let id_token = subject
         .as_deref()
         .filter(|_| has_scope(&scope, "openid"))
-        .map(|subject| {
-            id_token::issue(
-                id_token_key(warrant, &client),
-                &warrant.config.issuer,
-                subject,
-                &client.client_id,
-                None,
-                now,
-            )
-        });
+        .map(|subject| id_token_for(warrant, &client, subject, None, now));
     respond(
         warrant,
         &committed,

@@ -70,8 +70,8 @@ impl NodeKeys {
     pub fn load_or_generate(dir: &Path) -> Result<NodeKeys, KeyError> {
         let keys = dir.join("keys");
         fs::create_dir_all(&keys).map_err(io_error(&keys))?;
-        let ed_path = keys.join("ed25519.pk8");
-        let rsa_path = keys.join("rsa.pk8");
+        let ed_path = keys.join(KEY_FILES[0]);
+        let rsa_path = keys.join(KEY_FILES[1]);
         let ed = load_or_create(&ed_path, generate_ed25519)?;
         let rsa = load_or_create(&rsa_path, generate_rsa)?;
         Ok(NodeKeys {
@@ -92,7 +92,37 @@ impl NodeKeys {
     pub fn all(&self) -> [&SigningKey; 2] {
         [&self.ed25519, &self.rsa]
     }
+
+    /// Replaces the keys in `DIR/keys/` with new ones: the old private keys are deleted
+    /// (tokens they signed stay verifiable through their published public halves).
+    pub fn rotate(dir: &Path) -> Result<NodeKeys, KeyError> {
+        let keys = dir.join("keys");
+        for name in KEY_FILES {
+            let path = keys.join(name);
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                Err(err) => return Err(io_error(&path)(err)),
+            }
+        }
+        if keys.is_dir() {
+            crate::events::filelog::sync_dir(&keys).map_err(io_error(&keys))?;
+        }
+        NodeKeys::load_or_generate(dir)
+    }
+
+    /// How long ago the current keys were created, if they exist.
+    pub fn age(dir: &Path) -> Option<std::time::Duration> {
+        let created = fs::metadata(dir.join("keys").join(KEY_FILES[0]))
+            .ok()?
+            .modified()
+            .ok()?;
+        created.elapsed().ok()
+    }
 }
+
+/// The key files, Ed25519 first.
+const KEY_FILES: [&str; 2] = ["ed25519.pk8", "rsa.pk8"];
 
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> KeyError + '_ {
     move |source| KeyError::Io {
@@ -232,6 +262,18 @@ mod tests {
         assert_eq!(mode & 0o777, 0o600);
         let jwk = first.ed25519.public_jwk.to_string();
         assert!(!jwk.contains("\"d\""), "no private member in {jwk}");
+    }
+
+    #[test]
+    fn rotation_replaces_both_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = NodeKeys::load_or_generate(dir.path()).unwrap();
+        let new = NodeKeys::rotate(dir.path()).unwrap();
+        assert_ne!(old.ed25519.kid, new.ed25519.kid);
+        assert_ne!(old.rsa.kid, new.rsa.kid);
+        let again = NodeKeys::load_or_generate(dir.path()).unwrap();
+        assert_eq!(again.rsa.kid, new.rsa.kid, "the new keys persist");
+        assert!(NodeKeys::age(dir.path()).unwrap() < std::time::Duration::from_secs(60));
     }
 
     #[test]

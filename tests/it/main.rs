@@ -9,6 +9,7 @@ mod exchange;
 mod filelog_contract;
 mod filelog_recovery;
 mod http;
+mod keys;
 mod layout;
 mod oauth_endpoints;
 mod projections;
