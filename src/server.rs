@@ -7,6 +7,7 @@ use crate::config::ServeConfig;
 use crate::events::filelog::{FileLog, FileLogOptions};
 use crate::events::{EventStore, StoreError};
 use crate::events::{ExpectedVersion, NewEvent, SigningKeyPublished, SigningKeyRetired};
+use crate::http::client_document::DocumentCache;
 use crate::projections::checkpoint;
 use crate::projections::live::{CheckpointPolicy, LiveModels};
 use crate::tokens::keys::{KeyError, NodeKeys};
@@ -31,6 +32,10 @@ pub struct Warrant {
     /// The actor registries.
     pub actors: Actors,
     keys: RwLock<Arc<NodeKeys>>,
+    /// The client for fetching client metadata documents.
+    pub http: reqwest::Client,
+    /// When each fetched client metadata document is due for a refetch.
+    pub documents: DocumentCache,
 }
 
 impl Warrant {
@@ -116,6 +121,8 @@ pub async fn build(config: ServeConfig) -> Result<Warrant, StartError> {
         models: LiveModels::new(models),
         actors,
         keys: RwLock::new(Arc::new(keys)),
+        http: crate::http::client_document::http_client(),
+        documents: DocumentCache::default(),
     })
 }
 

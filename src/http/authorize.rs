@@ -6,6 +6,7 @@
 //! client on its redirect URI (§4.1.2.1).
 
 use super::client_auth::AuthenticatedClient;
+use super::client_document;
 use super::error::{OAuthError, no_store};
 use super::form::{self, Form};
 use super::token::{MAX_FORM_BYTES, granted_scope, resources};
@@ -53,6 +54,13 @@ pub async fn authorize(
         Ok(form) => form,
         Err(err) => return error_page(err.description()),
     };
+    if let Some(client_id) = form
+        .get("client_id")
+        .filter(|id| client_document::is_document_id(id))
+        && let Err(err) = client_document::resolve(&warrant, client_id).await
+    {
+        return error_page(err.description());
+    }
     let (redirect_uri, state) = match trusted_redirect(&warrant, &form) {
         Ok(target) => target,
         Err(message) => return error_page(&message),

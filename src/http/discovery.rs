@@ -41,6 +41,7 @@ pub fn metadata(config: &ServeConfig) -> Value {
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "code_challenge_methods_supported": ["S256"],
         "resource_indicators_supported": true,
+        "client_id_metadata_document_supported": true,
     })
 }
 

@@ -2,6 +2,7 @@
 
 mod authorize;
 mod client_auth;
+pub mod client_document;
 mod discovery;
 pub mod error;
 mod exchange;

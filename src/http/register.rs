@@ -32,15 +32,21 @@ pub struct RegistrationRequest {
     contacts: Option<Vec<String>>,
     application_type: Option<String>,
     id_token_signed_response_alg: Option<String>,
-    /// RFC 7592 §2.2: an update repeats the client's id.
-    client_id: Option<String>,
+    /// RFC 7592 §2.2: an update repeats the client's id (a metadata document names itself).
+    pub(super) client_id: Option<String>,
     /// RFC 7592 §2.2: an update may repeat the secret; it must then be the current one.
-    client_secret: Option<String>,
+    pub(super) client_secret: Option<String>,
 }
 
 impl RegistrationRequest {
     /// The metadata with RFC 7591 §2 defaults filled in.
     fn metadata(self) -> ClientMetadata {
+        self.metadata_with_default_auth("client_secret_basic")
+    }
+
+    /// The metadata with RFC 7591 §2 defaults, and `auth` as the default authentication
+    /// method (`none` for metadata documents, which cannot hold a secret).
+    pub(super) fn metadata_with_default_auth(self, auth: &str) -> ClientMetadata {
         let grant_types = self
             .grant_types
             .unwrap_or_else(|| vec!["authorization_code".into()]);
@@ -59,7 +65,7 @@ impl RegistrationRequest {
             response_types,
             token_endpoint_auth_method: self
                 .token_endpoint_auth_method
-                .unwrap_or_else(|| "client_secret_basic".into()),
+                .unwrap_or_else(|| auth.into()),
             scope: self.scope,
             client_uri: self.client_uri,
             logo_uri: self.logo_uri,

@@ -2,6 +2,7 @@
 
 mod actors;
 mod cli;
+mod client_document;
 mod code_flow;
 mod crash;
 mod disk_full;
