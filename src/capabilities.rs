@@ -88,6 +88,36 @@ pub struct Rules {
     rules: Vec<Rule>,
 }
 
+/// Claims an `extraClaims` entry may never set: they are warrant's to decide.
+pub const STANDARD_CLAIMS: &[&str] = &[
+    "iss",
+    "sub",
+    "aud",
+    "exp",
+    "iat",
+    "nbf",
+    "jti",
+    "azp",
+    "nonce",
+    "auth_time",
+    "acr",
+    "amr",
+    "at_hash",
+    "c_hash",
+    "sid",
+    "name",
+    "email",
+    "email_verified",
+    "preferred_username",
+    "picture",
+    "username",
+    "client_id",
+    "scope",
+    "act",
+    "node",
+    "tailnet",
+];
+
 /// Why a grants file was refused.
 #[derive(Debug, thiserror::Error)]
 #[error("{path}:{line}:{column}: {reason}")]
@@ -112,7 +142,19 @@ impl Rules {
             reason,
         };
         let text = std::fs::read_to_string(path).map_err(|e| error(0, 0, e.to_string()))?;
-        Rules::parse(&text).map_err(|e| error(e.line(), e.column(), e.to_string()))
+        let rules = Rules::parse(&text).map_err(|e| error(e.line(), e.column(), e.to_string()))?;
+        for claim in rules.rules.iter().flat_map(|r| r.extra_claims.keys()) {
+            if STANDARD_CLAIMS.contains(&claim.as_str()) {
+                let at = text.find(&format!("\"{claim}\"")).unwrap_or(0);
+                let line = text[..at].lines().count().max(1);
+                return Err(error(
+                    line,
+                    0,
+                    format!("extraClaims must not set the standard claim `{claim}`"),
+                ));
+            }
+        }
+        Ok(rules)
     }
 
     /// Parses the text of a grants file.
@@ -132,6 +174,44 @@ impl Rules {
         self.rules
             .iter()
             .filter(move |r| r.users.iter().any(|u| u == "*" || u == login))
+    }
+
+    /// Whether any rule is in force (no grants file: none).
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// The extra claims for `login`, merged across its rules: a scalar keeps the first value
+    /// seen, arrays are unioned in a stable order without duplicates. With `userinfo`, only
+    /// rules marked `includeInUserInfo` count.
+    pub fn extra_claims(
+        &self,
+        login: &str,
+        userinfo: bool,
+    ) -> serde_json::Map<String, serde_json::Value> {
+        use serde_json::Value;
+        let mut merged = serde_json::Map::new();
+        for rule in self
+            .for_user(login)
+            .filter(|r| !userinfo || r.include_in_userinfo)
+        {
+            for (name, value) in &rule.extra_claims {
+                match (merged.get_mut(name), value) {
+                    (None, _) => {
+                        merged.insert(name.clone(), value.clone());
+                    }
+                    (Some(Value::Array(seen)), Value::Array(more)) => {
+                        for item in more {
+                            if !seen.contains(item) {
+                                seen.push(item.clone());
+                            }
+                        }
+                    }
+                    (Some(_), _) => {} // first value wins
+                }
+            }
+        }
+        merged
     }
 
     /// Whether `login` may hold a token for `audience` (RFC 3986-normalized comparison).
@@ -174,6 +254,38 @@ mod tests {
         assert!(!rules.allows_audience("bob@example.com", "http://localhost:8002"));
         assert!(rules.allows_audience("alice@example.com", "https://anything.example"));
         assert!(!Rules::default().allows_audience("alice@example.com", "http://localhost:8001"));
+    }
+
+    #[test]
+    fn extra_claims_merge_first_scalar_and_union_arrays() {
+        let rules = Rules::parse(r#"{"grants": [{"app": {"tailscale.com/cap/tsidp": [
+            {"users": ["*"], "extraClaims": {"team": "a", "groups": ["x", "y"]}, "includeInUserInfo": true},
+            {"users": ["bob"], "extraClaims": {"team": "b", "groups": ["y", "z"], "level": 3}}
+        ]}}]}"#).unwrap();
+        let claims = rules.extra_claims("bob", false);
+        assert_eq!(claims["team"], "a");
+        assert_eq!(claims["groups"], serde_json::json!(["x", "y", "z"]));
+        assert_eq!(claims["level"], 3);
+        let userinfo = rules.extra_claims("bob", true);
+        assert!(
+            userinfo.get("level").is_none(),
+            "only includeInUserInfo rules"
+        );
+        assert!(rules.extra_claims("carol", false).get("level").is_none());
+    }
+
+    #[test]
+    fn an_extra_claim_may_not_overwrite_a_standard_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("grants.json");
+        std::fs::write(&path, "{\"grants\": [{\"app\": {\"tailscale.com/cap/tsidp\": [\n  {\"users\": [\"*\"], \"extraClaims\": {\"email\": \"x\"}}]}}]}").unwrap();
+        let err = Rules::load(&path).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("must not set the standard claim `email`"),
+            "{err}"
+        );
+        assert_eq!(err.line, 2);
     }
 
     #[test]

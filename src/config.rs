@@ -19,6 +19,8 @@ pub struct ServeConfig {
     pub rules: Rules,
     /// Whether RFC 8693 token exchange is enabled (`--enable-sts`).
     pub enable_sts: bool,
+    /// Largest request body accepted (forms and JSON).
+    pub max_body: usize,
     /// Signing keys older than this are rotated (`None`: never).
     pub key_rotation: Option<Duration>,
     /// Write a projection checkpoint after this many events.
@@ -39,6 +41,7 @@ impl ServeConfig {
             local_user: default_local_user(),
             rules: Rules::default(),
             enable_sts: false,
+            max_body: 16 * 1024,
             key_rotation: Some(Duration::from_secs(90 * 86_400)),
             checkpoint_every: 100_000,
             actor_capacity: 10_000,

@@ -229,10 +229,11 @@ pub async fn run(
     });
     let app_state = warrant.clone();
     let prefix = issuer_path(&warrant.config.issuer);
+    let max_body = warrant.config.max_body;
     let server = actix_web::HttpServer::new(move || {
         actix_web::App::new()
             .app_data(app_state.clone())
-            .configure(|config| crate::http::mount(config, &prefix))
+            .configure(|config| crate::http::mount(config, &prefix, max_body))
     })
     .disable_signals()
     .listen(listener)?

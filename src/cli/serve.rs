@@ -37,6 +37,9 @@ pub struct ServeArgs {
     /// Enable RFC 8693 token exchange (the security token service).
     #[arg(long, env = "WARRANT_ENABLE_STS")]
     enable_sts: bool,
+    /// Largest request body accepted, in bytes (larger ones get 413).
+    #[arg(long, env = "WARRANT_MAX_BODY_BYTES", default_value_t = 16 * 1024)]
+    max_body_bytes: usize,
     /// Rotate this node's signing keys when they are this many days old (0: never).
     #[arg(long, env = "WARRANT_KEY_ROTATION_DAYS", default_value_t = 90)]
     key_rotation_days: u64,
@@ -105,6 +108,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
             .unwrap_or_else(|| defaults.local_user.clone()),
         rules,
         enable_sts: args.enable_sts,
+        max_body: args.max_body_bytes.max(1024),
         key_rotation: (args.key_rotation_days > 0)
             .then(|| std::time::Duration::from_secs(args.key_rotation_days * 86_400)),
         ..defaults

@@ -9,7 +9,7 @@ use super::client_auth::AuthenticatedClient;
 use super::client_document;
 use super::error::{OAuthError, no_store};
 use super::form::{self, Form};
-use super::token::{MAX_FORM_BYTES, granted_scope, resources};
+use super::token::{granted_scope, resources};
 use crate::actors::CommandContext;
 use crate::actors::session::SessionCommand;
 use crate::clock::Timestamp;
@@ -46,7 +46,7 @@ pub async fn authorize(
     payload: web::Payload,
 ) -> HttpResponse {
     let form = if request.method() == Method::POST {
-        form::read(&request, payload, MAX_FORM_BYTES).await
+        form::read(&request, payload, warrant.config.max_body).await
     } else {
         Form::parse(request.query_string().as_bytes())
     };
@@ -161,6 +161,17 @@ async fn approve(warrant: &Warrant, form: &Form, redirect_uri: &Url) -> Result<S
     let scope = granted_scope(&client, form.get("scope"))?;
     let code_challenge = pkce_challenge(form, client.confidential)?;
     let resources = resources(form)?;
+    let user = &warrant.config.local_user;
+    let rules = &warrant.config.rules;
+    if let Some(denied) = resources
+        .iter()
+        .find(|r| !rules.is_empty() && !rules.allows_audience(user, r))
+    {
+        return Err(OAuthError::InvalidTarget(format!(
+            "resource `{denied}` is not allowed for `{user}` by the capability rules"
+        ))
+        .into());
+    }
     let now = Timestamp::now();
     let session_id = Uuid::new_v4();
     let code = format!("{}.{}", session_id.simple(), secret::generate());

@@ -4,7 +4,6 @@
 use super::client_auth::authenticate_confidential;
 use super::error::{OAuthError, no_store};
 use super::form;
-use super::token::MAX_FORM_BYTES;
 use crate::clock::Timestamp;
 use crate::events::TokenKind;
 use crate::secret::SecretHash;
@@ -18,7 +17,7 @@ pub async fn introspect(
     request: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, OAuthError> {
-    let form = form::read(&request, payload, MAX_FORM_BYTES).await?;
+    let form = form::read(&request, payload, warrant.config.max_body).await?;
     let models = warrant.models.read();
     authenticate_confidential(&request, &form, &models.clients)?;
     let token = form.required("token")?;

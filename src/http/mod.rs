@@ -17,13 +17,26 @@ mod userinfo;
 use actix_web::web;
 use error::OAuthError;
 
-/// Largest JSON body accepted (registration metadata).
-pub const MAX_JSON_BYTES: usize = 64 * 1024;
-
 /// Mounts every route under the issuer's path `prefix` (`""` or `/tenant`). With a path, the
 /// metadata is also served where RFC 8414 §3.1 inserts it:
 /// `/.well-known/oauth-authorization-server/tenant` (and likewise for OpenID discovery).
-pub fn mount(config: &mut web::ServiceConfig, prefix: &str) {
+pub fn mount(config: &mut web::ServiceConfig, prefix: &str, max_body: usize) {
+    config.app_data(
+        web::JsonConfig::default()
+            .limit(max_body)
+            .error_handler(move |err, _| {
+                let error = match err {
+                    actix_web::error::JsonPayloadError::Overflow { .. }
+                    | actix_web::error::JsonPayloadError::OverflowKnownLength { .. } => {
+                        OAuthError::TooLarge(format!("the body exceeds {max_body} bytes"))
+                    }
+                    other => {
+                        OAuthError::InvalidClientMetadata(format!("unreadable JSON body: {other}"))
+                    }
+                };
+                error.into()
+            }),
+    );
     if prefix.is_empty() {
         routes(config);
         return;
@@ -42,13 +55,6 @@ pub fn mount(config: &mut web::ServiceConfig, prefix: &str) {
 /// Mounts every route at the root.
 fn routes(config: &mut web::ServiceConfig) {
     config
-        .app_data(
-            web::JsonConfig::default()
-                .limit(MAX_JSON_BYTES)
-                .error_handler(|err, _| {
-                    OAuthError::InvalidClientMetadata(format!("unreadable JSON body: {err}")).into()
-                }),
-        )
         .service(only("/healthz", web::get().to(health::health)))
         .service(public(
             &[

@@ -4,7 +4,6 @@
 use super::client_auth::authenticate;
 use super::error::{OAuthError, no_store};
 use super::form;
-use super::token::MAX_FORM_BYTES;
 use crate::actors::grant::GrantCommand;
 use crate::actors::{CommandContext, CommandError};
 use crate::clock::Timestamp;
@@ -18,7 +17,7 @@ pub async fn revoke(
     request: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, OAuthError> {
-    let form = form::read(&request, payload, MAX_FORM_BYTES).await?;
+    let form = form::read(&request, payload, warrant.config.max_body).await?;
     let token_hash = SecretHash::of(form.required("token")?);
     let (client, grant_id) = {
         let models = warrant.models.read();

@@ -20,16 +20,13 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
 use uuid::Uuid;
 
-/// Largest form body accepted at the form endpoints.
-pub const MAX_FORM_BYTES: usize = 16 * 1024;
-
 /// Dispatches on `grant_type`.
 pub async fn token(
     warrant: web::Data<Warrant>,
     request: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, OAuthError> {
-    let form = form::read(&request, payload, MAX_FORM_BYTES).await?;
+    let form = form::read(&request, payload, warrant.config.max_body).await?;
     let grant_type = form.required("grant_type")?;
     let client = authenticate(&request, &form, &warrant.models.read().clients)?;
     match grant_type {
@@ -232,12 +229,14 @@ fn id_token_for(
         Some("EdDSA") => &keys.ed25519,
         _ => &keys.rsa,
     };
+    let extra = warrant.config.rules.extra_claims(subject, false);
     id_token::issue(
         key,
         &warrant.config.issuer,
         subject,
         &client.client_id,
         nonce,
+        extra,
         now,
     )
 }

@@ -43,9 +43,14 @@ pub async fn userinfo(warrant: web::Data<Warrant>, request: HttpRequest) -> Http
             "Bearer realm=\"warrant\", error=\"insufficient_scope\", scope=\"openid\"".into(),
         );
     };
-    let mut body = json!({"sub": subject, "preferred_username": subject, "name": subject});
+    let mut body = json!({"sub": subject, "username": subject, "preferred_username": subject, "name": subject});
     if subject.contains('@') {
         body["email"] = subject.into();
+    }
+    if let Some(members) = body.as_object_mut() {
+        for (name, value) in warrant.config.rules.extra_claims(subject, true) {
+            members.entry(name).or_insert(value);
+        }
     }
     let mut response = HttpResponse::Ok();
     no_store(&mut response);

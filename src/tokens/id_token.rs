@@ -38,30 +38,36 @@ pub struct IdClaims<'a> {
     pub email: Option<&'a str>,
 }
 
-/// Mints an ID token for `subject` and `client_id`.
+/// Mints an ID token for `subject` and `client_id`, with `extra` claims from the capability
+/// rules (which never replace a standard claim).
 pub fn issue(
     key: &SigningKey,
     issuer: &str,
     subject: &str,
     client_id: &str,
     nonce: Option<&str>,
+    extra: serde_json::Map<String, serde_json::Value>,
     now: Timestamp,
 ) -> String {
     let iat = now.unix_seconds();
-    mint_id(
-        key,
-        &IdClaims {
-            iss: issuer,
-            sub: subject,
-            aud: client_id,
-            azp: client_id,
-            exp: iat + ID_TOKEN_SECONDS,
-            iat,
-            auth_time: iat,
-            nonce,
-            preferred_username: subject,
-            name: subject,
-            email: subject.contains('@').then_some(subject),
-        },
-    )
+    let mut claims = serde_json::to_value(IdClaims {
+        iss: issuer,
+        sub: subject,
+        aud: client_id,
+        azp: client_id,
+        exp: iat + ID_TOKEN_SECONDS,
+        iat,
+        auth_time: iat,
+        nonce,
+        preferred_username: subject,
+        name: subject,
+        email: subject.contains('@').then_some(subject),
+    })
+    .expect("claims serialize");
+    if let Some(members) = claims.as_object_mut() {
+        for (name, value) in extra {
+            members.entry(name).or_insert(value);
+        }
+    }
+    mint_id(key, &claims)
 }

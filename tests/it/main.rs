@@ -1,6 +1,7 @@
 //! warrant's integration tests, in one binary: real files, real processes, real sockets.
 
 mod actors;
+mod capabilities;
 mod cli;
 mod client_document;
 mod code_flow;
