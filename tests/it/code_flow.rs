@@ -501,3 +501,39 @@ fn bad_authorization_requests_get_a_page_or_a_redirect_and_change_nothing() {
         "no refused authorization wrote to the log"
     );
 }
+
+#[test]
+fn authorization_and_userinfo_also_answer_post() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let app = code_client(&server, false);
+    let challenge = s256_challenge(VERIFIER);
+    let response = http()
+        .post(format!("{}/authorize", server.base))
+        .form(&[
+            ("response_type", "code"),
+            ("client_id", app.id.as_str()),
+            ("redirect_uri", REDIRECT),
+            ("scope", "openid"),
+            ("state", "p"),
+            ("code_challenge", challenge.as_str()),
+            ("code_challenge_method", "S256"),
+        ])
+        .send()
+        .unwrap();
+    let params = redirect_params(response);
+    assert_eq!(param(&params, "state"), Some("p"));
+    let code = param(&params, "code").unwrap().to_owned();
+    let tokens = ok(redeem(&server, &app, &code));
+    let info = http()
+        .post(format!("{}/userinfo", server.base))
+        .bearer_auth(tokens["access_token"].as_str().unwrap())
+        .send()
+        .unwrap();
+    assert!(ok(info)["sub"].is_string());
+    let put = http()
+        .put(format!("{}/authorize", server.base))
+        .send()
+        .unwrap();
+    assert_eq!(put.status(), 405);
+}
