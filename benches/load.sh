@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# The HTTP load benchmark: warrant in release mode on a fresh data directory, prepared through
+# its public API, driven over loopback by wrk. Prints one RESULT line per scenario and a table
+# with each scenario's ratio to `discovery` (the cost of HTTP alone), warrant's CPU seconds and
+# peak RSS. Exits 3 if any scenario had an unexpected status or a socket error.
+#
+#   benches/load.sh [-d SECS] [-c CONNS] [-t THREADS] [-w WARMUP] [-s SCENARIOS]
+#
+#   -d  measured seconds per scenario (default 10)    -c  connections (default 64)
+#   -t  wrk threads (default 2)                       -w  warm-up seconds (default 2)
+#   -s  comma-separated scenarios (default all, in this order):
+#       discovery,introspect,client_credentials,exchange,code_flow,refresh
+# Every target is 127.0.0.1. `refresh` uses refresh tokens harvested by `code_flow`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DUR=10 CONNS=64 THREADS=2 WARMUP=2
+SCENARIOS="discovery,introspect,client_credentials,exchange,code_flow,refresh"
+while getopts "d:c:t:w:s:h" o; do
+  case "$o" in
+    d) DUR="$OPTARG" ;; c) CONNS="$OPTARG" ;; t) THREADS="$OPTARG" ;; w) WARMUP="$OPTARG" ;;
+    s) SCENARIOS="$OPTARG" ;; *) sed -n '2,14p' "$0"; exit 2 ;;
+  esac
+done
+
+for tool in wrk jq curl; do
+  command -v "$tool" >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk jq curl >/dev/null; }
+done
+cargo build --release --quiet
+bin="${CARGO_TARGET_DIR:-target}/release/warrant"
+
+work="$(mktemp -d)"
+server=""
+cleanup() { [ -n "$server" ] && kill "$server" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+
+gateway="http://localhost:8003" mcp_server="http://localhost:8001"
+echo "{\"grants\":[{\"src\":[\"*\"],\"dst\":[\"*\"],\"app\":{\"tailscale.com/cap/tsidp\":[{\"users\":[\"*\"],\"resources\":[\"$gateway\",\"$mcp_server\"]}]}}]}" > "$work/grants.json"
+"$bin" serve --dir "$work/data" --port 0 --log warn --enable-sts --grants "$work/grants.json" > "$work/out" &
+server=$!
+for _ in $(seq 100); do grep -q listening "$work/out" 2>/dev/null && break; sleep 0.1; done
+base="$(sed -n 's/^warrant listening on //p' "$work/out")"
+[ -n "$base" ] || { echo "warrant did not start" >&2; exit 1; }
+
+# Prepare through the public API: one confidential client that may do everything, and a
+# user's access token (code flow with PKCE) to introspect and exchange.
+redirect="http://127.0.0.1:9/cb"
+client="$(curl -sf "$base/register" -H 'content-type: application/json' -d "{\"redirect_uris\":[\"$redirect\"],
+  \"grant_types\":[\"authorization_code\",\"refresh_token\",\"client_credentials\",\"urn:ietf:params:oauth:grant-type:token-exchange\"]}")"
+cid="$(jq -r .client_id <<<"$client")" secret="$(jq -r .client_secret <<<"$client")"
+basic="Basic $(printf '%s:%s' "$cid" "$secret" | base64 -w0)"
+verifier="load-benchmark-code-verifier-0123456789-abcdefghij"
+challenge="$(printf '%s' "$verifier" | openssl dgst -sha256 -binary | base64 -w0 | tr '+/' '-_' | tr -d '=')"
+authorize="/authorize?response_type=code&client_id=$cid&redirect_uri=$redirect&scope=openid%20offline_access&code_challenge=$challenge&code_challenge_method=S256&resource=$gateway"
+code="$(curl -s -o /dev/null -w '%{redirect_url}' "$base$authorize" | sed -n 's/.*[?&]code=\([^&]*\).*/\1/p')"
+user_token="$(curl -sf "$base/token" -H "authorization: $basic" -d "grant_type=authorization_code&code=$code&redirect_uri=$redirect&code_verifier=$verifier" | jq -r .access_token)"
+[ -n "$user_token" ] && [ "$user_token" != null ] || { echo "could not prepare a user token" >&2; exit 1; }
+
+cpu_seconds() { awk '{printf "%.2f", ($14 + $15) / 100}' "/proc/$server/stat"; }
+peak_rss_mib() { awk '/VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$server/status"; }
+
+run() { # name wrk-env...
+  local name="$1"; shift
+  local path="/.well-known/openid-configuration"
+  case "$name" in introspect) path=/introspect ;; client_credentials|exchange|refresh) path=/token ;; code_flow) path=/ ;; esac
+  if [ "$WARMUP" != 0 ] && [ "$name" != refresh ]; then
+    env "$@" LOAD_NAME="$name" LOAD_THREADS="$THREADS" wrk -t"$THREADS" -c"$CONNS" -d"${WARMUP}s" -s benches/load/scenario.lua "$base$path" >/dev/null
+  fi
+  local before; before="$(cpu_seconds)"
+  env "$@" LOAD_NAME="$name" LOAD_THREADS="$THREADS" wrk -t"$THREADS" -c"$CONNS" -d"${DUR}s" --latency -s benches/load/scenario.lua "$base$path" > "$work/$name.txt"
+  local after; after="$(cpu_seconds)"
+  local result; result="$(grep '^RESULT' "$work/$name.txt")"
+  echo "$result cpu_s=$(awk -v a="$after" -v b="$before" 'BEGIN {printf "%.2f", a - b}') peak_rss_mib=$(peak_rss_mib)"
+  grep '^SAMPLE' "$work/$name.txt" || true
+}
+
+exchange_body="grant_type=urn:ietf:params:oauth:grant-type:token-exchange&subject_token=$user_token&subject_token_type=urn:ietf:params:oauth:token-type:access_token&audience=$mcp_server"
+IFS=, read -ra wanted <<<"$SCENARIOS"
+: > "$work/results"
+for name in "${wanted[@]}"; do
+  case "$name" in
+    discovery) run discovery LOAD_SCENARIO=get ;;
+    introspect) run introspect LOAD_SCENARIO=form LOAD_AUTH="$basic" LOAD_BODY="token=$user_token" ;;
+    client_credentials) run client_credentials LOAD_SCENARIO=form LOAD_AUTH="$basic" LOAD_BODY="grant_type=client_credentials" ;;
+    exchange) run exchange LOAD_SCENARIO=form LOAD_AUTH="$basic" LOAD_BODY="$exchange_body" ;;
+    code_flow) run code_flow LOAD_SCENARIO=code_flow LOAD_AUTH="$basic" LOAD_AUTHORIZE="$authorize" \
+                 LOAD_TOKEN_PATH=/token LOAD_REDIRECT="$redirect" LOAD_VERIFIER="$verifier" LOAD_HARVEST="$work/refresh" ;;
+    refresh)
+      cat "$work"/refresh.* > "$work/refresh-tokens" 2>/dev/null || true
+      [ "$(wc -l < "$work/refresh-tokens")" -ge "$CONNS" ] || { echo "refresh needs code_flow first (harvested refresh tokens)" >&2; exit 1; }
+      run refresh LOAD_SCENARIO=refresh LOAD_AUTH="$basic" LOAD_TOKENS="$work/refresh-tokens" ;;
+    *) echo "unknown scenario $name" >&2; exit 2 ;;
+  esac | tee -a "$work/results"
+done
+
+echo
+echo "warrant $(git rev-parse --short HEAD), $(date -u +%Y-%m-%d), $(nproc) cores, wrk -t$THREADS -c$CONNS -d${DUR}s"
+awk '
+  /^RESULT/ {
+    for (i = 2; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
+    if (f["scenario"] == "discovery") floor = f["rps"]
+    rows[++n] = sprintf("%-20s %10s %9s %9s %9s %8s %7s %7s %9s", f["scenario"], f["rps"], f["p50_ms"], f["p99_ms"], f["p999_ms"], f["non2xx"] + f["errors"], "RATIO" n, f["cpu_s"], f["peak_rss_mib"])
+    rps[n] = f["rps"]; bad += f["non2xx"] + f["errors"]
+  }
+  END {
+    printf "%-20s %10s %9s %9s %9s %8s %7s %7s %9s\n", "scenario", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "errors", "/disc", "cpu s", "rss MiB"
+    for (i = 1; i <= n; i++) {
+      ratio = floor ? sprintf("%.2f", rps[i] / floor) : "-"
+      sub("RATIO" i, ratio, rows[i]); print rows[i]
+    }
+    if (bad) { print "FAILED: some requests had an unexpected status or a socket error"; exit 3 }
+  }' "$work/results"

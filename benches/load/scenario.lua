@@ -1,0 +1,115 @@
+-- wrk script for every scenario of benches/load.sh; LOAD_SCENARIO picks the requests:
+--   get         GET wrk's URL path
+--   form        POST LOAD_BODY (form-encoded) with LOAD_AUTH as Authorization
+--   refresh     POST grant_type=refresh_token, each request with an unused refresh token: the
+--               pool starts from LOAD_TOKENS (a file, one per line; threads take disjoint
+--               slices) and every response's rotated token goes back into the pool
+--   code_flow   GET LOAD_AUTHORIZE (auto-approved), then POST the code from its redirect to
+--               the token endpoint with LOAD_AUTH and LOAD_VERIFIER; LOAD_HARVEST, if set, is
+--               a file prefix where each thread writes the refresh tokens it receives
+-- done() prints one line:
+--   RESULT scenario=S requests=N seconds=F rps=F p50_ms=F p99_ms=F p999_ms=F non2xx=N errors=N
+-- and, when a response was not the expected status, SAMPLE with its status and body start.
+
+local scenario = os.getenv("LOAD_SCENARIO") or "get"
+local auth = os.getenv("LOAD_AUTH")
+local threads = {}
+local next_id = 0
+
+function setup(thread)
+  thread:set("id", next_id)
+  next_id = next_id + 1
+  table.insert(threads, thread)
+end
+
+local function form_headers()
+  local headers = { ["Content-Type"] = "application/x-www-form-urlencoded", ["Accept"] = "application/json" }
+  if auth and auth ~= "" then headers["Authorization"] = auth end
+  return headers
+end
+
+function init(args)
+  bad = 0
+  sample = nil
+  pool = {}
+  codes = {}
+  if scenario == "refresh" then
+    local i = 0
+    for line in io.lines(os.getenv("LOAD_TOKENS")) do
+      if i % next_thread_count() == id then table.insert(pool, line) end
+      i = i + 1
+    end
+  end
+  if scenario == "code_flow" and os.getenv("LOAD_HARVEST") then
+    harvest = io.open(os.getenv("LOAD_HARVEST") .. "." .. id, "w")
+    harvest:setvbuf("line")
+  end
+end
+
+function next_thread_count()
+  return tonumber(os.getenv("LOAD_THREADS") or "1")
+end
+
+function request()
+  if scenario == "form" then
+    return wrk.format("POST", nil, form_headers(), os.getenv("LOAD_BODY"))
+  elseif scenario == "refresh" then
+    local token = table.remove(pool)
+    if token == nil then
+      -- Pool empty (only while every token is in flight): a request that counts as bad.
+      return wrk.format("POST", nil, form_headers(), "grant_type=refresh_token&refresh_token=exhausted")
+    end
+    return wrk.format("POST", nil, form_headers(), "grant_type=refresh_token&refresh_token=" .. token)
+  elseif scenario == "code_flow" then
+    local code = table.remove(codes)
+    if code then
+      local body = "grant_type=authorization_code&code=" .. code .. "&redirect_uri="
+        .. os.getenv("LOAD_REDIRECT") .. "&code_verifier=" .. os.getenv("LOAD_VERIFIER")
+      return wrk.format("POST", os.getenv("LOAD_TOKEN_PATH"), form_headers(), body)
+    end
+    return wrk.format("GET", os.getenv("LOAD_AUTHORIZE"))
+  end
+  return wrk.format("GET", nil, { ["Accept"] = "application/json" })
+end
+
+local function field(body, name)
+  return string.match(body or "", '"' .. name .. '":"([^"]+)"')
+end
+
+function response(status, headers, body)
+  local expected = 200
+  local location = headers["Location"] or headers["location"]
+  if scenario == "code_flow" and location ~= nil then
+    expected = 302
+    local code = string.match(location, "[?&]code=([^&]+)")
+    if code then table.insert(codes, code) end
+  end
+  if status ~= expected then
+    bad = bad + 1
+    if sample == nil then sample = tostring(status) .. " " .. string.sub(body or "", 1, 200) end
+    return
+  end
+  if scenario == "refresh" then
+    table.insert(pool, field(body, "refresh_token"))
+  elseif scenario == "code_flow" and harvest and status == 200 then
+    local token = field(body, "refresh_token")
+    if token then harvest:write(token, "\n") end
+  end
+end
+
+function done(summary, latency, requests)
+  local bad_total, first_sample = 0, nil
+  for _, thread in ipairs(threads) do
+    bad_total = bad_total + thread:get("bad")
+    first_sample = first_sample or thread:get("sample")
+  end
+  local errors = summary.errors.connect + summary.errors.read + summary.errors.write
+    + summary.errors.timeout
+  local seconds = summary.duration / 1e6
+  io.write(string.format(
+    "RESULT scenario=%s requests=%d seconds=%.2f rps=%.1f p50_ms=%.3f p99_ms=%.3f p999_ms=%.3f non2xx=%d errors=%d\n",
+    os.getenv("LOAD_NAME") or scenario, summary.requests, seconds, summary.requests / seconds,
+    latency:percentile(50) / 1000, latency:percentile(99) / 1000, latency:percentile(99.9) / 1000,
+    bad_total, errors))
+  if first_sample then io.write("SAMPLE ", first_sample, "\n") end
+end
