@@ -10,7 +10,7 @@
 use super::ReadModels;
 use crate::events::EventStore;
 use std::fs;
-use std::io::Write;
+use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 const MAGIC: &[u8; 8] = b"WRNTCKP1";
@@ -20,19 +20,46 @@ pub fn path_in(dir: &Path) -> PathBuf {
     dir.join("checkpoints").join("projections.ckpt")
 }
 
-/// Writes `models` as the checkpoint at `path`, durably.
+/// Writes `models` as the checkpoint at `path`, durably. The models are streamed to the file
+/// (no copy of them is built in memory); the checksum is filled in once the body is written.
 pub fn save(path: &Path, models: &ReadModels) -> std::io::Result<()> {
     let parent = path.parent().expect("checkpoint paths have a directory");
     fs::create_dir_all(parent)?;
-    let body = postcard::to_stdvec(models).map_err(std::io::Error::other)?;
     let tmp = path.with_extension("tmp");
     let mut file = fs::File::create(&tmp)?;
     file.write_all(MAGIC)?;
-    file.write_all(&crc32c::crc32c(&body).to_le_bytes())?;
-    file.write_all(&body)?;
+    file.write_all(&[0; 4])?;
+    let mut body = Crc32cWriter {
+        inner: BufWriter::new(&mut file),
+        crc: 0,
+    };
+    postcard::to_io(models, &mut body).map_err(std::io::Error::other)?;
+    let crc = body.crc;
+    body.inner.flush()?;
+    drop(body);
+    file.seek(SeekFrom::Start(MAGIC.len() as u64))?;
+    file.write_all(&crc.to_le_bytes())?;
     file.sync_all()?;
     fs::rename(&tmp, path)?;
     fs::File::open(parent)?.sync_all()
+}
+
+/// A writer that keeps the CRC32C of everything written through it.
+struct Crc32cWriter<W> {
+    inner: W,
+    crc: u32,
+}
+
+impl<W: Write> Write for Crc32cWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let written = self.inner.write(buf)?;
+        self.crc = crc32c::crc32c_append(self.crc, &buf[..written]);
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// Reads the checkpoint at `path`; `Err` says why it cannot be used.

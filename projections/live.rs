@@ -5,6 +5,7 @@ use super::{ReadModels, checkpoint};
 use crate::events::{EventStore, StoreError, Subscription};
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock, RwLockReadGuard};
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 /// How many events the follower folds under one write lock.
@@ -15,8 +16,11 @@ const FOLD_BATCH: usize = 4096;
 pub struct CheckpointPolicy {
     /// The checkpoint file.
     pub path: PathBuf,
-    /// Write one after this many events since the last.
+    /// Write one after this many events since the last...
     pub every_events: u64,
+    /// ...but no sooner than this after the last one: writing holds the models' read lock
+    /// for as long as serializing them takes.
+    pub min_interval: Duration,
 }
 
 /// Read models shared by every handler, updated by one follower.
@@ -61,6 +65,7 @@ impl LiveModels {
     ) -> Result<(), StoreError> {
         let mut subscription = Subscription::new(store, self.position() + 1);
         let mut checkpointed = self.position();
+        let mut last_written = Instant::now();
         loop {
             let batch = subscription.next_batch(FOLD_BATCH).await?;
             let position = {
@@ -73,9 +78,11 @@ impl LiveModels {
             self.applied.send_replace(position);
             if let Some(policy) = &policy
                 && position - checkpointed >= policy.every_events
+                && last_written.elapsed() >= policy.min_interval
             {
                 self.checkpoint(policy);
                 checkpointed = position;
+                last_written = Instant::now();
             }
         }
     }

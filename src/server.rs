@@ -18,6 +18,9 @@ use std::time::{Duration, Instant};
 /// How often the age of the signing keys is checked against the rotation schedule.
 const KEY_ROTATION_CHECK: Duration = Duration::from_secs(3600);
 
+/// The least time between two checkpoints written while serving.
+const CHECKPOINT_MIN_INTERVAL: Duration = Duration::from_secs(60);
+
 /// How often idle actors are looked for.
 const PASSIVATION_SWEEP: Duration = Duration::from_secs(15);
 
@@ -62,6 +65,7 @@ impl Warrant {
         CheckpointPolicy {
             path: checkpoint::path_in(&self.config.dir),
             every_events: self.config.checkpoint_every,
+            min_interval: CHECKPOINT_MIN_INTERVAL,
         }
     }
 }
