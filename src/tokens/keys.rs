@@ -2,10 +2,12 @@
 //! tokens (RS256, which OIDC requires). Generated on first start into `DIR/keys/` (mode
 //! 0600); only their public halves are ever published, as events, and listed in JWKS.
 
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{Ed25519KeyPair, RSA_PKCS1_SHA256, RsaKeyPair};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ed25519_dalek::pkcs8::EncodePrivateKey;
-use jsonwebtoken::{Algorithm, EncodingKey};
+use jsonwebtoken::Algorithm;
 use rand::RngCore;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -45,7 +47,7 @@ pub enum KeyError {
     },
 }
 
-/// One private key, ready to sign, with its public JWK.
+/// One private key, parsed once and ready to sign, with its public JWK.
 pub struct SigningKey {
     /// Its key id: the RFC 7638 thumbprint of its public JWK.
     pub kid: String,
@@ -53,8 +55,34 @@ pub struct SigningKey {
     pub alg: Algorithm,
     /// The public key as a JWK with `kid`, `alg` and `use`.
     pub public_jwk: Value,
-    /// The private key for jsonwebtoken.
-    pub(crate) encoding: EncodingKey,
+    pair: KeyPair,
+}
+
+/// A parsed private key. Parsing derives and checks the public half, which costs about as
+/// much as a signature: it is done once, not per token.
+enum KeyPair {
+    Ed25519(Ed25519KeyPair),
+    Rsa(RsaKeyPair),
+}
+
+impl SigningKey {
+    /// Signs `message` (EdDSA, or RS256: RSASSA-PKCS1-v1_5 with SHA-256).
+    pub fn sign(&self, message: &[u8]) -> Vec<u8> {
+        match &self.pair {
+            KeyPair::Ed25519(pair) => pair.sign(message).as_ref().to_vec(),
+            KeyPair::Rsa(pair) => {
+                let mut signature = vec![0; pair.public_modulus_len()];
+                pair.sign(
+                    &RSA_PKCS1_SHA256,
+                    &SystemRandom::new(),
+                    message,
+                    &mut signature,
+                )
+                .expect("RSA signing with a valid key does not fail");
+                signature
+            }
+        }
+    }
 }
 
 /// The keys this node signs with.
@@ -179,8 +207,8 @@ fn generate_ed25519() -> Vec<u8> {
 
 fn generate_rsa() -> Vec<u8> {
     use aws_lc_rs::encoding::AsDer;
-    let key = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
-        .expect("RSA key generation works");
+    let key =
+        RsaKeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).expect("RSA key generation works");
     key.as_der()
         .expect("an RSA key always encodes")
         .as_ref()
@@ -203,33 +231,28 @@ fn thumbprint(required: &[(&str, &str)]) -> String {
 fn ed25519_key(pkcs8: &[u8]) -> Result<SigningKey, String> {
     use ed25519_dalek::pkcs8::DecodePrivateKey;
     let key = ed25519_dalek::SigningKey::from_pkcs8_der(pkcs8).map_err(|e| e.to_string())?;
+    let pair = Ed25519KeyPair::from_pkcs8(pkcs8).map_err(|e| e.to_string())?;
     let x = b64(key.verifying_key().as_bytes());
     let kid = thumbprint(&[("crv", "Ed25519"), ("kty", "OKP"), ("x", &x)]);
     Ok(SigningKey {
         public_jwk: json!({"kty": "OKP", "crv": "Ed25519", "x": x, "kid": kid, "alg": "EdDSA", "use": "sig"}),
         kid,
         alg: Algorithm::EdDSA,
-        encoding: EncodingKey::from_ed_der(pkcs8),
+        pair: KeyPair::Ed25519(pair),
     })
 }
 
 fn rsa_key(pkcs8: &[u8]) -> Result<SigningKey, String> {
-    let key = aws_lc_rs::rsa::KeyPair::from_pkcs8(pkcs8).map_err(|e| e.to_string())?;
+    let key = RsaKeyPair::from_pkcs8(pkcs8).map_err(|e| e.to_string())?;
     let public = aws_lc_rs::signature::KeyPair::public_key(&key);
     let n = b64(public.modulus().big_endian_without_leading_zero());
     let e = b64(public.exponent().big_endian_without_leading_zero());
     let kid = thumbprint(&[("e", &e), ("kty", "RSA"), ("n", &n)]);
-    // jsonwebtoken's RSA signer takes the PKCS#1 key inside the PKCS#8 wrapper.
-    let pkcs1 = pkcs8::PrivateKeyInfoRef::try_from(pkcs8)
-        .map_err(|e| e.to_string())?
-        .private_key
-        .as_bytes()
-        .to_vec();
     Ok(SigningKey {
         public_jwk: json!({"kty": "RSA", "n": n, "e": e, "kid": kid, "alg": "RS256", "use": "sig"}),
         kid,
         alg: Algorithm::RS256,
-        encoding: EncodingKey::from_rsa_der(&pkcs1),
+        pair: KeyPair::Rsa(key),
     })
 }
 
