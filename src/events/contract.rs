@@ -139,7 +139,8 @@ pub async fn any_version_appends_whatever_the_stream_holds(store: Store) {
 }
 
 /// Appenders racing on one stream with the version they read: each version is won by
-/// exactly one of them, the losers see conflicts, and the stream has no gap.
+/// exactly one of them, the losers see conflicts whose cause they can already read, and the
+/// stream has no gap.
 pub async fn concurrent_appenders_each_version_won_once(store: Store) {
     const APPENDERS: usize = 16;
     const ATTEMPTS: usize = 20;
@@ -162,7 +163,14 @@ pub async fn concurrent_appenders_each_version_won_once(store: Store) {
                         assert_eq!(appended.stream_version, version + 1);
                         won.push(appended.stream_version);
                     }
-                    Err(StoreError::Conflict { .. }) => {}
+                    Err(StoreError::Conflict { actual, .. }) => {
+                        // What caused the conflict is already visible: a reload sees it.
+                        let seen = store.read_stream("race", 1).await.unwrap().len() as u64;
+                        assert!(
+                            seen >= actual,
+                            "conflict at {actual} but only {seen} visible"
+                        );
+                    }
                     Err(other) => panic!("unexpected error {other}"),
                 }
             }

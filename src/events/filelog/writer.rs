@@ -53,6 +53,23 @@ pub struct Writer {
     pub(super) buf: Vec<u8>,
 }
 
+/// Appends refused for a version conflict, waiting to be answered.
+struct Conflicts(Vec<(oneshot::Sender<Result<Appended, StoreError>>, StoreError)>);
+
+impl Conflicts {
+    /// Answers every conflict; if the batch that caused them failed to write (`failure`),
+    /// the log is unavailable instead.
+    fn answer(self, failure: Option<&String>) {
+        for (reply, conflict) in self.0 {
+            let outcome = match failure {
+                None => conflict,
+                Some(reason) => StoreError::Unavailable(reason.clone()),
+            };
+            let _ = reply.send(Err(outcome));
+        }
+    }
+}
+
 /// An append that passed its version check and was framed into the buffer.
 struct Placed {
     request: AppendRequest,
@@ -101,8 +118,9 @@ impl Writer {
             }
             return;
         }
-        let placed = self.place(batch);
+        let (placed, conflicts) = self.place(batch);
         if placed.is_empty() {
+            conflicts.answer(None);
             return;
         }
         let written = self
@@ -119,6 +137,7 @@ impl Writer {
                     .reply
                     .send(Err(StoreError::Unavailable(reason.clone())));
             }
+            conflicts.answer(Some(&reason));
             return;
         }
         self.size += self.buf.len() as u64;
@@ -134,14 +153,17 @@ impl Writer {
         for p in placed {
             let _ = p.request.reply.send(Ok(p.appended));
         }
+        conflicts.answer(None);
     }
 
-    /// Checks versions and frames every acceptable append into `self.buf`, answering the
-    /// conflicting ones at once (nothing of theirs is written).
-    fn place(&mut self, batch: Vec<AppendRequest>) -> Vec<Placed> {
+    /// Checks versions and frames every acceptable append into `self.buf`. The conflicting
+    /// ones (nothing of theirs is written) are answered after the batch is durable, so an
+    /// appender told of a conflict then reads the record that caused it.
+    fn place(&mut self, batch: Vec<AppendRequest>) -> (Vec<Placed>, Conflicts) {
         self.buf.clear();
         let mut pending: HashMap<String, u64> = HashMap::new();
         let mut placed = Vec::with_capacity(batch.len());
+        let mut conflicts = Conflicts(Vec::new());
         let index = self.shared.index.read().unwrap();
         for request in batch {
             let current = pending
@@ -151,11 +173,14 @@ impl Writer {
             if let ExpectedVersion::Exact(expected) = request.expected
                 && expected != current
             {
-                let _ = request.reply.send(Err(StoreError::Conflict {
-                    stream: request.stream,
-                    expected,
-                    actual: current,
-                }));
+                conflicts.0.push((
+                    request.reply,
+                    StoreError::Conflict {
+                        stream: request.stream,
+                        expected,
+                        actual: current,
+                    },
+                ));
                 continue;
             }
             let first_position = self.next_position;
@@ -191,7 +216,7 @@ impl Writer {
                 request,
             });
         }
-        placed
+        (placed, conflicts)
     }
 
     /// Starts a new segment at the next position; durable (directory synced) before use.
