@@ -4,21 +4,24 @@
 # with each scenario's ratio to `discovery` (the cost of HTTP alone), warrant's CPU seconds and
 # peak RSS. Exits 3 if any scenario had an unexpected status or a socket error.
 #
-#   benches/load.sh [-d SECS] [-c CONNS] [-t THREADS] [-w WARMUP] [-s SCENARIOS]
+#   benches/load.sh [-d SECS] [-c CONNS] [-t THREADS] [-w WARMUP] [-s SCENARIOS] [-P]
 #
 #   -d  measured seconds per scenario (default 10)    -c  connections (default 64)
 #   -t  wrk threads (default 2)                       -w  warm-up seconds (default 2)
 #   -s  comma-separated scenarios (default all, in this order):
 #       discovery,introspect,client_credentials,exchange,code_flow,refresh
+#   -P  also load node-oidc-provider with the same wrk settings (discovery, introspect,
+#       client_credentials, exchange) from a writable copy of ../shared/peers (or
+#       $WARRANT_PEERS), and print warrant/peer per scenario; skipped, saying so, without it
 # Every target is 127.0.0.1. `refresh` uses refresh tokens harvested by `code_flow`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DUR=10 CONNS=64 THREADS=2 WARMUP=2
+DUR=10 CONNS=64 THREADS=2 WARMUP=2 PEER=0
 SCENARIOS="discovery,introspect,client_credentials,exchange,code_flow,refresh"
-while getopts "d:c:t:w:s:h" o; do
+while getopts "d:c:t:w:s:Ph" o; do
   case "$o" in
     d) DUR="$OPTARG" ;; c) CONNS="$OPTARG" ;; t) THREADS="$OPTARG" ;; w) WARMUP="$OPTARG" ;;
-    s) SCENARIOS="$OPTARG" ;; *) sed -n '2,14p' "$0"; exit 2 ;;
+    s) SCENARIOS="$OPTARG" ;; P) PEER=1 ;; *) sed -n '2,17p' "$0"; exit 2 ;;
   esac
 done
 
@@ -30,7 +33,11 @@ bin="${CARGO_TARGET_DIR:-target}/release/warrant"
 
 work="$(mktemp -d)"
 server=""
-cleanup() { [ -n "$server" ] && kill "$server" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
+cleanup() {
+  [ -n "$server" ] && kill "$server" 2>/dev/null
+  [ -x "$work/peers/node-oidc/stop.sh" ] && RUN_ROOT="$work/peers/run" "$work/peers/node-oidc/stop.sh" >/dev/null 2>&1
+  wait 2>/dev/null; rm -rf "$work"
+}
 trap cleanup EXIT
 
 gateway="http://localhost:8003" mcp_server="http://localhost:8001"
@@ -109,3 +116,30 @@ awk '
     }
     if (bad) { print "FAILED: some requests had an unexpected status or a socket error"; exit 3 }
   }' "$work/results"
+
+[ "$PEER" = 1 ] || exit 0
+peers="${WARRANT_PEERS:-../shared/peers}"
+if [ ! -x "$peers/load.sh" ] || ! command -v node >/dev/null; then
+  echo "peer comparison skipped: no peer scripts at $peers, or no node"
+  exit 0
+fi
+kill "$server"; wait "$server" 2>/dev/null || true; server=""  # the peer gets the cores alone too
+cp -r "$peers" "$work/peers" && chmod -R u+w "$work/peers"
+(cd "$work/peers/node-oidc" && ./install.sh >/dev/null 2>&1) || { echo "peer comparison skipped: node-oidc did not install"; exit 0; }
+export RUN_ROOT="$work/peers/run"
+"$work/peers/node-oidc/start.sh" 2>/dev/null
+# shellcheck source=/dev/null
+source "$work/peers/node-oidc/peer.env"
+"$work/peers/load.sh" -d "$DUR" -c "$CONNS" -t "$THREADS" -w "$WARMUP" -s discovery,token,introspect,exchange \
+  -r "$RESOURCE" -S "$SCOPE" -A "$EXCHANGE_AUDIENCE" -p "$(cat "$RUN_ROOT/node-oidc.pid")" -l node-oidc \
+  "$BASE_URL" "$CLIENT_ID" "$CLIENT_SECRET" > "$work/peer.txt" 2>&1 || true
+echo
+echo "node-oidc-provider, same wrk settings (its tokens live in memory only; plaintext client secrets)"
+awk '
+  FNR == NR && /^RESULT/ { for (i = 2; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
+                           ours[f["scenario"]] = f["rps"]; next }
+  /^RESULT/ { for (i = 2; i <= NF; i++) { split($i, kv, "="); g[kv[1]] = kv[2] }
+              n = split(g["label"], parts, "/"); name = parts[n]; if (name == "token") name = "client_credentials"
+              printf "%-20s peer %10.1f req/s (p99 %s ms, non2xx %s)   warrant/peer %s\n", name, g["rps"], g["p99_ms"], g["non2xx"],
+                     (name in ours && g["rps"] > 0) ? sprintf("%.2f", ours[name] / g["rps"]) : "-" }
+' "$work/results" "$work/peer.txt"
