@@ -1,5 +1,6 @@
-//! Bytes of heap per active token in the token read model, measured with a counting
-//! allocator: `cargo bench --bench memory`.
+//! Bytes of heap per active token in the token read model, and per client-credentials
+//! grant in each part of a running warrant's memory (the log's index and every read model),
+//! measured with a counting allocator: `cargo bench --bench memory`.
 //!
 //! Each token is a client-credentials-like family (one grant, one access token), the worst
 //! case for the per-grant bookkeeping; strings (clients, users, audiences) repeat as they do
@@ -9,7 +10,9 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use uuid::Uuid;
 use warrant::clock::Timestamp;
+use warrant::events::filelog::index::{Index, Location};
 use warrant::events::{AccessTokenIssued, Envelope, Event, GrantCreated, GrantOrigin};
+use warrant::projections::ReadModels;
 use warrant::projections::tokens::Tokens;
 use warrant::secret::SecretHash;
 
@@ -50,49 +53,100 @@ fn envelope(position: u64, event: Event) -> Envelope {
     }
 }
 
+/// The two events of client-credentials family `i`: its grant and its access token.
+fn family(i: usize, now: Timestamp) -> [Event; 2] {
+    let grant_id = Uuid::from_u128(i as u128 + 1);
+    let client_id = format!("client-{}", i % 100);
+    let subject = Some(format!("user{}@example.com", i % 1000));
+    let created = GrantCreated {
+        grant_id,
+        client_id: client_id.clone(),
+        subject: subject.clone(),
+        scope: "openid".into(),
+        resources: vec![],
+        origin: GrantOrigin::ClientCredentials,
+    };
+    let issued = AccessTokenIssued {
+        grant_id,
+        jti: Uuid::new_v4(),
+        token_hash: SecretHash::of(&i.to_string()),
+        client_id,
+        subject,
+        scope: "openid".into(),
+        audience: vec![format!("https://mcp{}.example", i % 10)],
+        issued_at: now,
+        expires_at: now.plus_seconds(3600),
+    };
+    [Event::from(created), Event::from(issued)]
+}
+
+/// Heap bytes allocated (and still live) while `build` runs and its result exists.
+fn measure<T>(build: impl FnOnce() -> T) -> (usize, T) {
+    let before = LIVE.load(Ordering::Relaxed);
+    let built = build();
+    (LIVE.load(Ordering::Relaxed) - before, built)
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return; // `cargo bench -- --list` and `cargo test --benches` probe with this
     }
     let now = Timestamp(1_795_000_000_000);
-    for tokens_wanted in [100_000usize, 1_000_000] {
-        let before = LIVE.load(Ordering::Relaxed);
-        let mut tokens = Tokens::default();
-        let mut position = 0;
-        for i in 0..tokens_wanted {
-            let grant_id = Uuid::from_u128(i as u128 + 1);
-            let client_id = format!("client-{}", i % 100);
-            let subject = Some(format!("user{}@example.com", i % 1000));
-            let created = GrantCreated {
-                grant_id,
-                client_id: client_id.clone(),
-                subject: subject.clone(),
-                scope: "openid".into(),
-                resources: vec![],
-                origin: GrantOrigin::ClientCredentials,
-            };
-            let issued = AccessTokenIssued {
-                grant_id,
-                jti: Uuid::new_v4(),
-                token_hash: SecretHash::of(&i.to_string()),
-                client_id,
-                subject,
-                scope: "openid".into(),
-                audience: vec![format!("https://mcp{}.example", i % 10)],
-                issued_at: now,
-                expires_at: now.plus_seconds(3600),
-            };
-            for event in [Event::from(created), Event::from(issued)] {
-                position += 1;
-                tokens.apply(&envelope(position, event));
+    for n in [100_000usize, 1_000_000] {
+        let (bytes, tokens) = measure(|| {
+            let mut tokens = Tokens::default();
+            let mut position = 0;
+            for i in 0..n {
+                for event in family(i, now) {
+                    position += 1;
+                    tokens.apply(&envelope(position, event));
+                }
             }
-        }
-        let bytes = LIVE.load(Ordering::Relaxed) - before;
-        assert_eq!(tokens.len(), tokens_wanted);
+            tokens
+        });
+        assert_eq!(tokens.len(), n);
         println!(
-            "token projection: {tokens_wanted} active tokens, {bytes} heap bytes, {:.1} bytes per active token",
-            bytes as f64 / tokens_wanted as f64
+            "token projection: {n} active tokens, {bytes} heap bytes, {:.1} bytes per active token",
+            bytes as f64 / n as f64
         );
         drop(tokens);
     }
+
+    // Per client-credentials grant (2 events, one stream) in each part of the memory.
+    let n = 200_000;
+    let (index_bytes, index) = measure(|| {
+        let mut index = Index::default();
+        for i in 0..n {
+            let stream = format!("grant-{}", Uuid::from_u128(i as u128 + 1));
+            for _ in 0..2 {
+                index.push(
+                    &stream,
+                    Location {
+                        offset: 0,
+                        len: 300,
+                    },
+                );
+            }
+        }
+        index
+    });
+    drop(index);
+    let (models_bytes, models) = measure(|| {
+        let mut models = ReadModels::default();
+        let mut position = 0;
+        for i in 0..n {
+            for event in family(i, now) {
+                position += 1;
+                models.apply(&envelope(position, event));
+            }
+        }
+        models
+    });
+    drop(models);
+    let per = |bytes: usize| bytes as f64 / n as f64;
+    println!(
+        "per client-credentials grant ({n} grants): log index {:.0} bytes, all read models {:.0} bytes",
+        per(index_bytes),
+        per(models_bytes)
+    );
 }
