@@ -213,6 +213,16 @@ pub fn validate_metadata(metadata: &ClientMetadata) -> Result<(), ClientError> {
         .try_for_each(|uri| validate_redirect_uri(uri))
 }
 
+/// Whether `url`'s host is `localhost` or a loopback address.
+pub fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(Host::Domain(domain)) => domain == "localhost",
+        Some(Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
 /// A redirect URI must be absolute without a fragment (RFC 6749 §3.1.2): https, http on a
 /// loopback address, or a private-use scheme of a native app (RFC 8252 §7); never a
 /// scheme that runs or reads something locally.
@@ -230,12 +240,8 @@ fn validate_redirect_uri(uri: &str) -> Result<(), ClientError> {
     match url.scheme() {
         "https" if url.host().is_some() => Ok(()),
         "https" => refuse("has no host"),
-        "http" => match url.host() {
-            Some(Host::Domain("localhost")) => Ok(()),
-            Some(Host::Ipv4(ip)) if ip.is_loopback() => Ok(()),
-            Some(Host::Ipv6(ip)) if ip.is_loopback() => Ok(()),
-            _ => refuse("uses http on a non-loopback host; use https"),
-        },
+        "http" if is_loopback(&url) => Ok(()),
+        "http" => refuse("uses http on a non-loopback host; use https"),
         scheme if REFUSED_SCHEMES.contains(&scheme) => {
             refuse("uses a scheme that is never allowed")
         }

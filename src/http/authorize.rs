@@ -25,20 +25,6 @@ use uuid::Uuid;
 /// How long a code may wait for redemption, in seconds.
 pub const CODE_SECONDS: i64 = 60;
 
-/// Why an authorization request failed.
-enum Failure {
-    /// Shown to the user; never redirected.
-    Page(String),
-    /// Sent back to the client's redirect URI.
-    Redirect(OAuthError),
-}
-
-impl From<OAuthError> for Failure {
-    fn from(err: OAuthError) -> Failure {
-        Failure::Redirect(err)
-    }
-}
-
 /// Handles an authorization request.
 pub async fn authorize(
     warrant: web::Data<Warrant>,
@@ -61,14 +47,13 @@ pub async fn authorize(
     {
         return error_page(err.description());
     }
-    let (redirect_uri, state) = match trusted_redirect(&warrant, &form) {
+    let (redirect_uri, state, client) = match trusted_redirect(&warrant, &form) {
         Ok(target) => target,
         Err(message) => return error_page(&message),
     };
-    let outcome = match approve(&warrant, &form, &redirect_uri).await {
+    let outcome = match approve(&warrant, &form, &redirect_uri, client).await {
         Ok(code) => vec![("code", code)],
-        Err(Failure::Page(message)) => return error_page(&message),
-        Err(Failure::Redirect(err)) => vec![
+        Err(err) => vec![
             ("error", err.code().to_owned()),
             ("error_description", err.description().to_owned()),
         ],
@@ -92,8 +77,11 @@ pub async fn authorize(
 }
 
 /// The client's redirect URI if the request names a known client and one of its registered
-/// redirect URIs exactly, and the `state` to return.
-fn trusted_redirect(warrant: &Warrant, form: &Form) -> Result<(Url, Option<String>), String> {
+/// redirect URIs exactly, the `state` to return, and the client.
+fn trusted_redirect(
+    warrant: &Warrant,
+    form: &Form,
+) -> Result<(Url, Option<String>, AuthenticatedClient), String> {
     let client_id = form
         .get("client_id")
         .ok_or("the request names no client_id")?;
@@ -114,36 +102,32 @@ fn trusted_redirect(warrant: &Warrant, form: &Form) -> Result<(Url, Option<Strin
         return Err("redirect_uri is not registered for this client".into());
     }
     let url = Url::parse(redirect_uri).map_err(|e| format!("redirect_uri: {e}"))?;
-    Ok((url, form.get("state").map(str::to_owned)))
+    let client = AuthenticatedClient {
+        client_id: client_id.to_owned(),
+        confidential: client.metadata.token_endpoint_auth_method != "none",
+        view: client.clone(),
+    };
+    Ok((url, form.get("state").map(str::to_owned), client))
 }
 
 /// Checks the rest of the request, records the code, and returns it.
-async fn approve(warrant: &Warrant, form: &Form, redirect_uri: &Url) -> Result<String, Failure> {
-    let client = {
-        let models = warrant.models.read();
-        let client_id = form.required("client_id")?;
-        let view = models
-            .clients
-            .get(client_id)
-            .cloned()
-            .ok_or_else(|| Failure::Page("unknown client".into()))?;
-        AuthenticatedClient {
-            client_id: client_id.to_owned(),
-            confidential: view.metadata.token_endpoint_auth_method != "none",
-            view,
-        }
-    };
+async fn approve(
+    warrant: &Warrant,
+    form: &Form,
+    redirect_uri: &Url,
+    client: AuthenticatedClient,
+) -> Result<String, OAuthError> {
     match form.get("response_type") {
         Some("code") => {}
         Some(other) => {
-            return Err(Failure::Redirect(OAuthError::UnsupportedResponseType(
-                format!("response_type `{other}` is not supported; use `code`"),
+            return Err(OAuthError::UnsupportedResponseType(format!(
+                "response_type `{other}` is not supported; use `code`"
             )));
         }
         None => {
-            return Err(
-                OAuthError::InvalidRequest("missing parameter `response_type`".into()).into(),
-            );
+            return Err(OAuthError::InvalidRequest(
+                "missing parameter `response_type`".into(),
+            ));
         }
     }
     if !client
@@ -155,8 +139,7 @@ async fn approve(warrant: &Warrant, form: &Form, redirect_uri: &Url) -> Result<S
     {
         return Err(OAuthError::UnauthorizedClient(
             "this client did not register the authorization_code grant".into(),
-        )
-        .into());
+        ));
     }
     let scope = granted_scope(&client, form.get("scope"))?;
     let code_challenge = pkce_challenge(form, client.confidential)?;
@@ -169,8 +152,7 @@ async fn approve(warrant: &Warrant, form: &Form, redirect_uri: &Url) -> Result<S
     {
         return Err(OAuthError::InvalidTarget(format!(
             "resource `{denied}` is not allowed for `{user}` by the capability rules"
-        ))
-        .into());
+        )));
     }
     let now = Timestamp::now();
     let session_id = Uuid::new_v4();
@@ -197,9 +179,9 @@ async fn approve(warrant: &Warrant, form: &Form, redirect_uri: &Url) -> Result<S
         )
         .await
         .map_err(|err| match err {
-            crate::actors::CommandError::Store(err) => Failure::Redirect(err.into()),
+            crate::actors::CommandError::Store(err) => err.into(),
             crate::actors::CommandError::Refused(refusal) => {
-                Failure::Redirect(OAuthError::InvalidRequest(refusal.to_string()))
+                OAuthError::InvalidRequest(refusal.to_string())
             }
         })?;
     Ok(code)

@@ -6,15 +6,14 @@
 
 use super::error::OAuthError;
 use super::register::RegistrationRequest;
-use crate::actors::client::{ClientCommand, ClientError};
+use crate::actors::client::{ClientCommand, ClientError, is_loopback};
 use crate::actors::{CommandContext, CommandError};
 use crate::clock::Timestamp;
 use crate::server::Warrant;
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-use url::{Host, Url};
+use url::Url;
 
 /// Largest document accepted.
 pub const MAX_DOCUMENT_BYTES: usize = 64 * 1024;
@@ -49,13 +48,7 @@ pub fn is_document_id(client_id: &str) -> bool {
     let Ok(url) = Url::parse(client_id) else {
         return false;
     };
-    let loopback = match url.host() {
-        Some(Host::Domain(domain)) => domain == "localhost",
-        Some(Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
-        Some(Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
-        None => false,
-    };
-    let scheme_ok = url.scheme() == "https" || (url.scheme() == "http" && loopback);
+    let scheme_ok = url.scheme() == "https" || (url.scheme() == "http" && is_loopback(&url));
     scheme_ok
         && client_id.len() <= MAX_URL
         && url.path() != "/"

@@ -6,7 +6,7 @@
 use super::client_auth::AuthenticatedClient;
 use super::error::OAuthError;
 use super::form::Form;
-use super::token::{Issued, respond, run_grant};
+use super::token::{Issued, respond, run_grant, scopes_within};
 use crate::actors::CommandContext;
 use crate::actors::aggregate::record_denial;
 use crate::actors::grant::GrantCommand;
@@ -155,12 +155,7 @@ pub async fn exchange(
     let scope = match form.get("scope") {
         None => subject.scope.clone(),
         Some(requested) => {
-            let granted: Vec<&str> = subject.scope.split(' ').collect();
-            if let Some(extra) = requested.split(' ').find(|s| !granted.contains(s)) {
-                return Err(OAuthError::InvalidScope(format!(
-                    "scope `{extra}` is not in the subject token"
-                )));
-            }
+            scopes_within(requested, &subject.scope, "in the subject token")?;
             requested.to_owned()
         }
     };

@@ -53,14 +53,20 @@ pub fn granted_scope(
         return Ok(registered.unwrap_or_default().to_owned());
     };
     if let Some(registered) = registered {
-        let allowed: Vec<&str> = registered.split(' ').collect();
-        if let Some(extra) = requested.split(' ').find(|s| !allowed.contains(s)) {
-            return Err(OAuthError::InvalidScope(format!(
-                "scope `{extra}` is not registered for this client"
-            )));
-        }
+        scopes_within(requested, registered, "registered for this client")?;
     }
     Ok(requested.split_whitespace().collect::<Vec<_>>().join(" "))
+}
+
+/// RFC 6749 §3.3: every scope of `requested` must be one of `allowed` (both space-separated);
+/// `what` says what `allowed` is, for the `invalid_scope` description.
+pub(super) fn scopes_within(requested: &str, allowed: &str, what: &str) -> Result<(), OAuthError> {
+    match requested.split(' ').find(|s| !has_scope(allowed, s)) {
+        Some(extra) => Err(OAuthError::InvalidScope(format!(
+            "scope `{extra}` is not {what}"
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// RFC 8707 §2: each `resource` is an absolute URI without a fragment.
@@ -399,11 +405,7 @@ async fn refresh_token(
     let scope = match form.get("scope") {
         None => grant_scope.clone(),
         Some(requested) => {
-            if let Some(extra) = requested.split(' ').find(|s| !has_scope(&grant_scope, s)) {
-                return Err(OAuthError::InvalidScope(format!(
-                    "scope `{extra}` was not granted"
-                )));
-            }
+            scopes_within(requested, &grant_scope, "granted")?;
             requested.to_owned()
         }
     };
