@@ -62,6 +62,7 @@ fn family(i: usize, now: Timestamp) -> [Event; 2] {
         grant_id,
         client_id: client_id.clone(),
         subject: subject.clone(),
+        profile: None,
         scope: "openid".into(),
         resources: vec![],
         origin: GrantOrigin::ClientCredentials,

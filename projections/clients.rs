@@ -20,6 +20,8 @@ pub struct ClientView {
     pub registered_by: Option<String>,
     /// SHA-256 of its RFC 7592 registration access token.
     pub registration_token_hash: Option<SecretHash>,
+    /// Whether it may be used through Tailscale Funnel.
+    pub funnel: bool,
 }
 
 /// Every live client by id.
@@ -61,6 +63,7 @@ impl Clients {
                         registered_at: envelope.time,
                         registered_by: e.registered_by.clone(),
                         registration_token_hash: e.registration_token_hash,
+                        funnel: e.funnel,
                     },
                 );
             }

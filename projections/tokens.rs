@@ -55,6 +55,7 @@ struct GrantEntry {
     subject: Sym,
     scope: Sym,
     resources: Sym,
+    profile: Sym,
 }
 
 /// What introspection needs to know about a token.
@@ -80,6 +81,8 @@ pub struct TokenView<'a> {
     pub audience: Vec<&'a str>,
     /// Its `act` claim, for exchanged tokens.
     pub act: Option<ActorClaim>,
+    /// The user's profile recorded at login (JSON of [`crate::identity::Profile`]).
+    pub profile: Option<&'a str>,
     /// `iat`, seconds since the epoch.
     pub issued_at: i64,
     /// `exp`, seconds since the epoch.
@@ -219,6 +222,7 @@ impl Tokens {
                 .strings
                 .get_opt(r.act)
                 .and_then(|json| serde_json::from_str(json).ok()),
+            profile: self.strings.get_opt(grant.profile),
             issued_at: i64::from(r.issued_at),
             expires_at: i64::from(r.expires_at),
         }
@@ -251,6 +255,12 @@ impl Tokens {
                     subject: self.strings.intern_opt(e.subject.as_deref()),
                     scope: self.strings.intern(&e.scope),
                     resources: self.strings.intern(&e.resources.join(" ")),
+                    profile: match &e.profile {
+                        Some(profile) => self
+                            .strings
+                            .intern(&serde_json::to_string(profile).expect("a profile serializes")),
+                        None => Sym::NONE,
+                    },
                 };
                 self.insert_grant(entry);
             }

@@ -7,7 +7,7 @@
 //!   {"users": ["*"], "resources": ["http://localhost:8001"], "allow_dcr": true}]}}]}
 //! ```
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::path::Path;
 use url::Url;
 
@@ -15,7 +15,7 @@ use url::Url;
 pub const CAPABILITY: &str = "tailscale.com/cap/tsidp";
 
 /// One capability rule.
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Rule {
     /// Logins the rule applies to (`*`: everyone).
@@ -83,7 +83,8 @@ impl<'de> Deserialize<'de> for AppCapabilities {
 }
 
 /// Every rule in force.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct Rules {
     rules: Vec<Rule>,
 }
@@ -116,6 +117,10 @@ pub const STANDARD_CLAIMS: &[&str] = &[
     "act",
     "node",
     "tailnet",
+    "nid",
+    "uid",
+    "key",
+    "addresses",
 ];
 
 /// Why a grants file was refused.
@@ -143,16 +148,10 @@ impl Rules {
         };
         let text = std::fs::read_to_string(path).map_err(|e| error(0, 0, e.to_string()))?;
         let rules = Rules::parse(&text).map_err(|e| error(e.line(), e.column(), e.to_string()))?;
-        for claim in rules.rules.iter().flat_map(|r| r.extra_claims.keys()) {
-            if STANDARD_CLAIMS.contains(&claim.as_str()) {
-                let at = text.find(&format!("\"{claim}\"")).unwrap_or(0);
-                let line = text[..at].lines().count().max(1);
-                return Err(error(
-                    line,
-                    0,
-                    format!("extraClaims must not set the standard claim `{claim}`"),
-                ));
-            }
+        if let Some(claim) = rules.standard_claim_set() {
+            let at = text.find(&format!("\"{claim}\"")).unwrap_or(0);
+            let line = text[..at].lines().count().max(1);
+            return Err(error(line, 0, standard_claim_refused(claim)));
         }
         Ok(rules)
     }
@@ -167,6 +166,39 @@ impl Rules {
     /// A rule set from rules directly.
     pub fn new(rules: Vec<Rule>) -> Rules {
         Rules { rules }
+    }
+
+    /// The rules of the local identity when no grants file is given: its one user may
+    /// register clients, use the admin pages and ask for any resource.
+    pub fn local_default() -> Rules {
+        Rules::new(vec![Rule {
+            users: vec!["*".into()],
+            resources: vec!["*".into()],
+            allow_admin_ui: true,
+            allow_dcr: true,
+            ..Rule::default()
+        }])
+    }
+
+    /// Every rule.
+    pub fn iter(&self) -> impl Iterator<Item = &Rule> {
+        self.rules.iter()
+    }
+
+    /// Refuses rules whose `extraClaims` would overwrite a standard claim.
+    pub fn check_extra_claims(&self) -> Result<(), String> {
+        match self.standard_claim_set() {
+            Some(claim) => Err(standard_claim_refused(claim)),
+            None => Ok(()),
+        }
+    }
+
+    fn standard_claim_set(&self) -> Option<&str> {
+        self.rules
+            .iter()
+            .flat_map(|r| r.extra_claims.keys())
+            .find(|claim| STANDARD_CLAIMS.contains(&claim.as_str()))
+            .map(String::as_str)
     }
 
     /// The rules that apply to `login`.
@@ -222,6 +254,10 @@ impl Rules {
                 .any(|r| r == "*" || same_resource(r, audience))
         })
     }
+}
+
+fn standard_claim_refused(claim: &str) -> String {
+    format!("extraClaims must not set the standard claim `{claim}`")
 }
 
 /// Whether two resource URIs name the same resource after RFC 3986 normalization (case of

@@ -1,6 +1,7 @@
 //! Configuration of a running warrant, and the defaults of the embedded run.
 
 use crate::capabilities::Rules;
+use crate::identity::Profile;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -13,10 +14,11 @@ pub struct ServeConfig {
     pub node: String,
     /// The issuer URL (`http://localhost:PORT` by default).
     pub issuer: String,
-    /// The login of the one user of the local identity (loopback callers).
-    pub local_user: String,
-    /// Capability rules (`tailscale.com/cap/tsidp`) in force.
-    pub rules: Rules,
+    /// Where users come from.
+    pub identity: IdentityConfig,
+    /// Whether requests through Tailscale Funnel are served (`--funnel`); they may only use
+    /// what a public relying party needs.
+    pub funnel: bool,
     /// Whether RFC 8693 token exchange is enabled (`--enable-sts`).
     pub enable_sts: bool,
     /// Largest request body accepted (forms and JSON).
@@ -38,8 +40,12 @@ impl ServeConfig {
             dir,
             node: default_node(),
             issuer: format!("http://localhost:{port}"),
-            local_user: default_local_user(),
-            rules: Rules::default(),
+            identity: IdentityConfig::Local(Profile {
+                login: default_local_user(),
+                rules: Rules::local_default(),
+                ..Profile::default()
+            }),
+            funnel: false,
             enable_sts: false,
             max_body: 16 * 1024,
             key_rotation: Some(Duration::from_secs(90 * 86_400)),
@@ -48,6 +54,19 @@ impl ServeConfig {
             actor_idle: Duration::from_secs(60),
         }
     }
+}
+
+/// Where users come from (`--identity`).
+#[derive(Clone, Debug)]
+pub enum IdentityConfig {
+    /// One user, for loopback connections, with the rules of the grants file (or, without
+    /// one, [`Rules::local_default`]).
+    Local(Profile),
+    /// tailscaled's WhoIs over its LocalAPI socket.
+    Tailscale {
+        /// The LocalAPI unix socket.
+        socket: PathBuf,
+    },
 }
 
 /// The default data directory: `$XDG_DATA_HOME/warrant`, else `~/.local/share/warrant`,

@@ -9,6 +9,7 @@ pub mod clock;
 pub mod config;
 pub mod events;
 pub mod http;
+pub mod identity;
 #[path = "../projections/mod.rs"]
 pub mod projections;
 pub mod secret;

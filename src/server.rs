@@ -3,11 +3,13 @@
 
 use crate::actors::Actors;
 use crate::clock::Timestamp;
+use crate::config::IdentityConfig;
 use crate::config::ServeConfig;
 use crate::events::filelog::{FileLog, FileLogOptions};
 use crate::events::{EventStore, StoreError};
 use crate::events::{ExpectedVersion, NewEvent, SigningKeyPublished, SigningKeyRetired};
 use crate::http::client_document::DocumentCache;
+use crate::identity::{Identity, Tailscaled};
 use crate::projections::checkpoint;
 use crate::projections::live::{CheckpointPolicy, LiveModels};
 use crate::tokens::keys::{KeyError, NodeKeys};
@@ -39,6 +41,8 @@ pub struct Warrant {
     pub http: reqwest::Client,
     /// When each fetched client metadata document is due for a refetch.
     pub documents: DocumentCache,
+    /// Where users come from.
+    pub identity: Identity,
 }
 
 impl Warrant {
@@ -119,6 +123,10 @@ pub async fn build(config: ServeConfig) -> Result<Warrant, StartError> {
         "event log opened and read models restored"
     );
     let actors = Actors::new(store.clone(), config.actor_capacity, config.actor_idle);
+    let identity = match &config.identity {
+        IdentityConfig::Local(user) => Identity::Local(user.clone()),
+        IdentityConfig::Tailscale { socket } => Identity::Tailscale(Tailscaled::new(socket)),
+    };
     Ok(Warrant {
         config,
         store,
@@ -127,6 +135,7 @@ pub async fn build(config: ServeConfig) -> Result<Warrant, StartError> {
         keys: RwLock::new(Arc::new(keys)),
         http: crate::http::client_document::http_client(),
         documents: DocumentCache::default(),
+        identity,
     })
 }
 
@@ -186,10 +195,10 @@ pub fn issuer_path(issuer: &str) -> String {
         .unwrap_or_default()
 }
 
-/// Serves `warrant` on `listener` until `shutdown` completes, then stops gracefully and writes
+/// Serves `warrant` on `listeners` until `shutdown` completes, then stops gracefully and writes
 /// a final checkpoint. Must run inside an actix system.
 pub async fn run(
-    listener: TcpListener,
+    listeners: Vec<TcpListener>,
     warrant: Warrant,
     shutdown: impl Future<Output = ()> + 'static,
 ) -> std::io::Result<()> {
@@ -234,14 +243,19 @@ pub async fn run(
     let app_state = warrant.clone();
     let prefix = issuer_path(&warrant.config.issuer);
     let max_body = warrant.config.max_body;
-    let server = actix_web::HttpServer::new(move || {
+    let mut server = actix_web::HttpServer::new(move || {
         actix_web::App::new()
             .app_data(app_state.clone())
+            .wrap(actix_web::middleware::from_fn(
+                crate::http::funnel::served_only_with_flag,
+            ))
             .configure(|config| crate::http::mount(config, &prefix, max_body))
     })
-    .disable_signals()
-    .listen(listener)?
-    .run();
+    .disable_signals();
+    for listener in listeners {
+        server = server.listen(listener)?;
+    }
+    let server = server.run();
     let handle = server.handle();
     actix_rt::spawn(async move {
         shutdown.await;

@@ -40,6 +40,8 @@ pub enum ClientCommand {
         registered_by: Option<String>,
         /// SHA-256 of its RFC 7592 registration access token.
         registration_token_hash: Option<SecretHash>,
+        /// Whether it may be used through Tailscale Funnel.
+        funnel: bool,
     },
     /// Replace its metadata.
     Update {
@@ -280,6 +282,7 @@ impl Aggregate for Client {
                 secret_hash,
                 registered_by,
                 registration_token_hash,
+                funnel,
             } => {
                 if self.registered.is_some() {
                     return Err(ClientError::AlreadyRegistered(client_id.to_owned()));
@@ -298,6 +301,7 @@ impl Aggregate for Client {
                         secret_hash: *secret_hash,
                         registered_by: registered_by.clone(),
                         registration_token_hash: *registration_token_hash,
+                        funnel: *funnel,
                     }
                     .into(),
                 ])
@@ -398,6 +402,7 @@ mod tests {
             secret_hash: secret.map(SecretHash::of),
             registered_by: Some("alice@example.com".into()),
             registration_token_hash: None,
+            funnel: false,
         }
     }
 

@@ -39,7 +39,7 @@ pub enum GrantCommand {
     /// Create the grant with its first access token and, optionally, its first refresh token.
     Create {
         /// The grant.
-        created: GrantCreated,
+        created: Box<GrantCreated>,
         /// Its first access token.
         access: AccessTokenIssued,
         /// Its first refresh token, when the grant allows refreshing.
@@ -302,7 +302,7 @@ impl Aggregate for Grant {
                 if self.created.is_some() {
                     return Err(GrantError::AlreadyExists);
                 }
-                let mut events = vec![created.clone().into(), access.clone().into()];
+                let mut events = vec![(**created).clone().into(), access.clone().into()];
                 events.extend(refresh.clone().map(Event::from));
                 Ok(events)
             }
@@ -417,14 +417,15 @@ mod tests {
     fn created() -> Grant {
         let mut grant = Grant::default();
         let create = GrantCommand::Create {
-            created: GrantCreated {
+            created: Box::new(GrantCreated {
                 grant_id: GRANT,
                 client_id: "c1".into(),
                 subject: Some("alice@example.com".into()),
+                profile: None,
                 scope: "openid offline_access".into(),
                 resources: vec![],
                 origin: GrantOrigin::ClientCredentials,
-            },
+            }),
             access: access(10, "at-1", 3_600_000),
             refresh: Some(RefreshTokenIssued {
                 grant_id: GRANT,

@@ -1,6 +1,8 @@
 //! The command line: `warrant serve`, `warrant log verify|export`, `warrant projections
-//! rebuild`. Every flag has a `WARRANT_*` environment variable twin.
+//! rebuild`, `warrant keys rotate`, `warrant import-tsidp`. Every flag has a `WARRANT_*`
+//! environment variable twin.
 
+mod import;
 mod keys;
 mod log;
 mod projections;
@@ -37,19 +39,31 @@ enum Command {
         #[command(subcommand)]
         command: projections::ProjectionsCommand,
     },
+    /// Import a tsidp state directory's clients (`oidc-funnel-clients.json`). Stop
+    /// `warrant serve` first.
+    #[command(name = "import-tsidp")]
+    ImportTsidp(import::ImportArgs),
 }
 
 /// Where the event log is.
 #[derive(Debug, Args)]
 pub struct StoreArgs {
-    /// Data directory holding the embedded event log [default: $XDG_DATA_HOME/warrant].
+    /// Data directory holding the embedded event log [default: $XDG_DATA_HOME/warrant;
+    /// tsidp: TS_STATE_DIR].
     #[arg(long, env = "WARRANT_DIR")]
     dir: Option<PathBuf>,
 }
 
 impl StoreArgs {
     fn dir(&self) -> PathBuf {
-        self.dir.clone().unwrap_or_else(crate::config::default_dir)
+        self.dir
+            .clone()
+            .or_else(|| {
+                std::env::var_os("TS_STATE_DIR")
+                    .filter(|d| !d.is_empty())
+                    .map(PathBuf::from)
+            })
+            .unwrap_or_else(crate::config::default_dir)
     }
 }
 
@@ -61,6 +75,7 @@ pub fn main() -> ExitCode {
         Command::Log { command } => log::run(command),
         Command::Keys { command } => keys::run(command),
         Command::Projections { command } => projections::run(command),
+        Command::ImportTsidp(args) => import::run(args),
     }
 }
 

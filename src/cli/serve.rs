@@ -2,10 +2,12 @@
 
 use super::{StoreArgs, fail};
 use crate::capabilities::Rules;
-use crate::config::{ServeConfig, default_node};
+use crate::config::{IdentityConfig, ServeConfig, default_local_user, default_node};
+use crate::identity::{DEFAULT_SOCKET, Profile};
 use clap::{Args, ValueEnum};
 use std::io::Write;
-use std::net::TcpListener;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Log line format.
@@ -17,26 +19,67 @@ pub enum LogFormat {
     Json,
 }
 
-/// Flags of `warrant serve`.
+/// Where users come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum IdentityKind {
+    /// One configured user, for loopback connections only.
+    Local,
+    /// tailscaled's WhoIs over its LocalAPI socket.
+    Tailscale,
+}
+
+/// Flags of `warrant serve`. tsidp's flags and environment variables are accepted where
+/// their meaning carries over (`TS_HOSTNAME`, `TS_STATE_DIR`, `TSIDP_PORT`, ...).
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     #[command(flatten)]
     store: StoreArgs,
-    /// Port to listen on, on 127.0.0.1 (0: any free port).
-    #[arg(long, env = "WARRANT_PORT", default_value_t = 8080)]
-    port: u16,
-    /// Issuer URL [default: http://localhost:PORT].
+    /// Address to listen on (a non-loopback one serves remote resource servers; users still
+    /// need the identity's approval).
+    #[arg(long, env = "WARRANT_LISTEN", default_value = "127.0.0.1")]
+    listen: IpAddr,
+    /// Port to listen on (0: any free port) [default: 8080; tsidp: TSIDP_PORT].
+    #[arg(long, env = "WARRANT_PORT")]
+    port: Option<u16>,
+    /// Also listen on 127.0.0.1:PORT [tsidp: TSIDP_LOCAL_PORT].
+    #[arg(long, env = "WARRANT_LOCAL_PORT")]
+    local_port: Option<u16>,
+    /// Issuer URL [default: https://HOSTNAME with --hostname, else http://localhost:PORT].
     #[arg(long, env = "WARRANT_ISSUER")]
     issuer: Option<String>,
+    /// The issuer's host name, as `tailscale serve` publishes it (idp.example.ts.net)
+    /// [tsidp: TS_HOSTNAME].
+    #[arg(long, env = "WARRANT_HOSTNAME")]
+    hostname: Option<String>,
+    /// Where users come from.
+    #[arg(long, env = "WARRANT_IDENTITY", value_enum, default_value_t = IdentityKind::Local)]
+    identity: IdentityKind,
+    /// tsidp's name for `--identity tailscale` [tsidp: TSIDP_USE_LOCAL_TAILSCALED].
+    #[arg(long, env = "WARRANT_USE_LOCAL_TAILSCALED")]
+    use_local_tailscaled: bool,
+    /// tailscaled's LocalAPI socket.
+    #[arg(long, env = "WARRANT_TAILSCALED_SOCKET", default_value = DEFAULT_SOCKET)]
+    tailscaled_socket: PathBuf,
     /// Login of the local identity's user, approved for loopback callers [default: $USER].
     #[arg(long, env = "WARRANT_LOCAL_USER")]
     local_user: Option<String>,
-    /// Grants file: capability rules in the shape of a tailnet policy's `grants`.
+    /// Display name of the local user [default: the login].
+    #[arg(long, env = "WARRANT_LOCAL_USER_NAME")]
+    local_user_name: Option<String>,
+    /// Picture URL of the local user.
+    #[arg(long, env = "WARRANT_LOCAL_USER_PICTURE")]
+    local_user_picture: Option<String>,
+    /// Grants file for the local identity: capability rules in the shape of a tailnet
+    /// policy's `grants` [default: the local user may do everything].
     #[arg(long, env = "WARRANT_GRANTS")]
-    grants: Option<std::path::PathBuf>,
-    /// Enable RFC 8693 token exchange (the security token service).
+    grants: Option<PathBuf>,
+    /// Enable RFC 8693 token exchange (the security token service) [tsidp: TSIDP_ENABLE_STS].
     #[arg(long, env = "WARRANT_ENABLE_STS")]
     enable_sts: bool,
+    /// Serve requests that come through Tailscale Funnel (public relying parties only)
+    /// [tsidp: TSIDP_USE_FUNNEL].
+    #[arg(long, env = "WARRANT_FUNNEL")]
+    funnel: bool,
     /// Largest request body accepted, in bytes (larger ones get 413).
     #[arg(long, env = "WARRANT_MAX_BODY_BYTES", default_value_t = 16 * 1024)]
     max_body_bytes: usize,
@@ -46,15 +89,79 @@ pub struct ServeArgs {
     /// This node's name in the records it writes [default: the host name].
     #[arg(long, env = "WARRANT_NODE")]
     node: Option<String>,
-    /// Log level or filter (`info`, `debug`, `warrant=debug,actix=warn`).
-    #[arg(long, env = "WARRANT_LOG", default_value = "info")]
-    log: String,
+    /// Log level or filter (`info`, `debug`, `warrant=debug,actix=warn`) [default: info;
+    /// tsidp: TSIDP_LOG].
+    #[arg(long, env = "WARRANT_LOG")]
+    log: Option<String>,
     /// Log line format.
     #[arg(long, env = "WARRANT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
     log_format: LogFormat,
     /// Write a read-model checkpoint after this many events.
     #[arg(long, env = "WARRANT_CHECKPOINT_EVERY", default_value_t = 100_000)]
     checkpoint_every: u64,
+}
+
+/// A tsidp environment variable's value, when set and not empty.
+fn tsidp_env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// A tsidp boolean environment variable: set, and not `0` or `false`.
+fn tsidp_flag(name: &str) -> bool {
+    tsidp_env(name).is_some_and(|v| v != "0" && !v.eq_ignore_ascii_case("false"))
+}
+
+impl ServeArgs {
+    /// Applies tsidp's environment variables where warrant's own flag was not given.
+    fn with_tsidp_env(mut self) -> Result<ServeArgs, String> {
+        let port = |name: &str| -> Result<Option<u16>, String> {
+            tsidp_env(name)
+                .map(|v| v.parse().map_err(|_| format!("{name}={v} is not a port")))
+                .transpose()
+        };
+        self.port = self.port.or(port("TSIDP_PORT")?);
+        self.local_port = self.local_port.or(port("TSIDP_LOCAL_PORT")?);
+        self.hostname = self.hostname.or_else(|| tsidp_env("TS_HOSTNAME"));
+        self.log = self.log.or_else(|| tsidp_env("TSIDP_LOG"));
+        self.enable_sts |= tsidp_flag("TSIDP_ENABLE_STS");
+        self.funnel |= tsidp_flag("TSIDP_USE_FUNNEL");
+        self.use_local_tailscaled |= tsidp_flag("TSIDP_USE_LOCAL_TAILSCALED");
+        if self.use_local_tailscaled {
+            self.identity = IdentityKind::Tailscale;
+        }
+        Ok(self)
+    }
+
+    /// The identity configuration the flags describe.
+    fn identity(&self) -> Result<IdentityConfig, String> {
+        if self.identity == IdentityKind::Tailscale {
+            let local_only = [
+                ("--local-user", self.local_user.is_some()),
+                ("--local-user-name", self.local_user_name.is_some()),
+                ("--local-user-picture", self.local_user_picture.is_some()),
+                ("--grants", self.grants.is_some()),
+            ];
+            if let Some((flag, _)) = local_only.iter().find(|(_, given)| *given) {
+                return Err(format!(
+                    "{flag} applies to --identity local; with tailscale the tailnet policy decides"
+                ));
+            }
+            return Ok(IdentityConfig::Tailscale {
+                socket: self.tailscaled_socket.clone(),
+            });
+        }
+        let rules = match &self.grants {
+            Some(path) => Rules::load(path).map_err(|err| format!("grants file: {err}"))?,
+            None => Rules::local_default(),
+        };
+        Ok(IdentityConfig::Local(Profile {
+            login: self.local_user.clone().unwrap_or_else(default_local_user),
+            display_name: self.local_user_name.clone(),
+            picture: self.local_user_picture.clone(),
+            node: None,
+            rules,
+        }))
+    }
 }
 
 /// Starts logging to stderr.
@@ -72,47 +179,55 @@ fn init_logging(filter: &str, format: LogFormat) {
 
 /// Runs `warrant serve`.
 pub fn run(args: ServeArgs) -> ExitCode {
-    init_logging(&args.log, args.log_format);
-    let listener = match TcpListener::bind(("127.0.0.1", args.port)) {
+    let args = match args.with_tsidp_env() {
+        Ok(args) => args,
+        Err(err) => return fail(err),
+    };
+    init_logging(args.log.as_deref().unwrap_or("info"), args.log_format);
+    let identity = match args.identity() {
+        Ok(identity) => identity,
+        Err(err) => return fail(err),
+    };
+    let port = args.port.unwrap_or(8080);
+    let listener = match TcpListener::bind((args.listen, port)) {
         Ok(listener) => listener,
-        Err(err) => return fail(format!("cannot listen on 127.0.0.1:{}: {err}", args.port)),
+        Err(err) => return fail(format!("cannot listen on {}:{port}: {err}", args.listen)),
     };
-    let port = listener.local_addr().map(|a| a.port()).unwrap_or(args.port);
-    let rules = match &args.grants {
-        Some(path) => match Rules::load(path) {
-            Ok(rules) => rules,
-            Err(err) => return fail(format!("grants file: {err}")),
-        },
-        None => Rules::default(),
-    };
-    if let Some(issuer) = &args.issuer {
-        let usable = url::Url::parse(issuer).is_ok_and(|u| {
-            matches!(u.scheme(), "http" | "https") && u.query().is_none() && u.fragment().is_none()
-        });
-        if !usable {
-            return fail(format!(
-                "--issuer `{issuer}` must be an http(s) URL without query or fragment (RFC 8414 §2)"
-            ));
+    let port = listener.local_addr().map(|a| a.port()).unwrap_or(port);
+    let mut listeners = vec![listener];
+    if let Some(local_port) = args.local_port {
+        match TcpListener::bind((Ipv4Addr::LOCALHOST, local_port)) {
+            Ok(listener) => listeners.push(listener),
+            Err(err) => return fail(format!("cannot listen on 127.0.0.1:{local_port}: {err}")),
         }
+    }
+    let issuer = match (&args.issuer, &args.hostname) {
+        (Some(issuer), _) => issuer.trim_end_matches('/').to_owned(),
+        (None, Some(hostname)) => format!("https://{}", hostname.trim_end_matches('.')),
+        (None, None) => format!("http://localhost:{port}"),
+    };
+    let usable = url::Url::parse(&issuer).is_ok_and(|u| {
+        matches!(u.scheme(), "http" | "https") && u.query().is_none() && u.fragment().is_none()
+    });
+    if !usable {
+        return fail(format!(
+            "the issuer `{issuer}` (--issuer, --hostname) must be an http(s) URL without query or fragment (RFC 8414 §2)"
+        ));
     }
     let defaults = ServeConfig::embedded(args.store.dir(), port);
     let config = ServeConfig {
         node: args.node.unwrap_or_else(default_node),
-        issuer: args
-            .issuer
-            .map(|issuer| issuer.trim_end_matches('/').to_owned())
-            .unwrap_or_else(|| defaults.issuer.clone()),
+        issuer,
         checkpoint_every: args.checkpoint_every.max(1),
-        local_user: args
-            .local_user
-            .unwrap_or_else(|| defaults.local_user.clone()),
-        rules,
+        identity,
+        funnel: args.funnel,
         enable_sts: args.enable_sts,
         max_body: args.max_body_bytes.max(1024),
         key_rotation: (args.key_rotation_days > 0)
             .then(|| std::time::Duration::from_secs(args.key_rotation_days * 86_400)),
         ..defaults
     };
+    let listen = args.listen;
     actix_rt::System::new().block_on(async move {
         let warrant = match crate::server::build(config).await {
             Ok(warrant) => warrant,
@@ -122,9 +237,20 @@ pub fn run(args: ServeArgs) -> ExitCode {
             Ok(shutdown) => shutdown,
             Err(err) => return fail(format!("cannot handle signals: {err}")),
         };
-        println!("warrant listening on http://127.0.0.1:{port}");
+        let addresses: Vec<String> = listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .map(|a| format!("http://{a}"))
+            .collect();
+        println!(
+            "warrant listening on http://{}",
+            SocketAddr::new(listen, port)
+        );
+        if addresses.len() > 1 {
+            println!("also listening on {}", addresses[1..].join(", "));
+        }
         let _ = std::io::stdout().flush();
-        match crate::server::run(listener, warrant, shutdown).await {
+        match crate::server::run(listeners, warrant, shutdown).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => fail(err),
         }

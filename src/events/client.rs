@@ -56,6 +56,9 @@ pub struct ClientRegistered {
     /// Login of the user who registered it, when a user did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registered_by: Option<String>,
+    /// Whether the client may be used through Tailscale Funnel, from the public internet.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub funnel: bool,
 }
 
 /// A client's metadata was replaced.

@@ -2,6 +2,7 @@
 //! revocation, with every access token, refresh token and exchange issued under it.
 
 use crate::clock::Timestamp;
+use crate::identity::Profile;
 use crate::secret::SecretHash;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -29,6 +30,9 @@ pub struct GrantCreated {
     /// The user's login; `None` when the client acts for itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
+    /// The user as known at login, with the capability rules then in force.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<Profile>,
     /// Granted scopes, space-separated.
     pub scope: String,
     /// Granted resources (RFC 8707), the audiences its tokens may carry.

@@ -2,6 +2,7 @@
 //! request and the code it produced.
 
 use crate::clock::Timestamp;
+use crate::identity::Profile;
 use crate::secret::SecretHash;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -17,6 +18,9 @@ pub struct AuthorizationCodeIssued {
     pub client_id: String,
     /// Login of the user who approved it.
     pub subject: String,
+    /// The user as known at login, with the capability rules then in force.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<Profile>,
     /// The redirect URI the code was sent to; redemption must repeat it exactly.
     pub redirect_uri: String,
     /// Granted scopes, space-separated.
@@ -46,6 +50,9 @@ pub struct AuthorizationCodeRedeemed {
     pub client_id: String,
     /// The user who approved it.
     pub subject: String,
+    /// The user as known at login, with the capability rules then in force.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<Profile>,
     /// Granted scopes.
     pub scope: String,
     /// RFC 8707 resources requested.

@@ -28,6 +28,7 @@ pub fn client(i: usize, now: Timestamp) -> (String, Vec<NewEvent>) {
         },
         secret_hash: Some(SecretHash::of(&format!("secret-{i}"))),
         registered_by: Some("admin@example.com".into()),
+        funnel: false,
         registration_token_hash: None,
     };
     (
@@ -49,6 +50,7 @@ pub fn token_family(i: usize, now: Timestamp) -> (String, Vec<NewEvent>) {
                 grant_id,
                 client_id: client_id.clone(),
                 subject: subject.clone(),
+                profile: None,
                 scope: "openid offline_access".into(),
                 resources: vec![format!("https://mcp{}.example", i % 10)],
                 origin: GrantOrigin::ClientCredentials,

@@ -1,9 +1,10 @@
-//! `GET|POST /authorize` (RFC 6749 §4.1.1, RFC 7636, RFC 8707): the code flow only. The local
-//! user is approved without a prompt: the network is the authentication.
+//! `GET|POST /authorize` (RFC 6749 §4.1.1, RFC 7636, RFC 8707): the code flow only. The user
+//! the identity source names is approved without a prompt: the network is the
+//! authentication.
 //!
 //! Errors that make the redirect URI untrustworthy (unknown client, missing or unregistered
-//! redirect URI, unreadable request) get an error page; every other error goes back to the
-//! client on its redirect URI (§4.1.2.1).
+//! redirect URI, unreadable request) and callers that cannot be identified get an error
+//! page; every other error goes back to the client on its redirect URI (§4.1.2.1).
 
 use super::client_auth::AuthenticatedClient;
 use super::client_document;
@@ -11,13 +12,15 @@ use super::error::{OAuthError, no_store};
 use super::form::{self, Form};
 use super::token::{granted_scope, resources};
 use crate::actors::CommandContext;
+use crate::actors::aggregate::record_denial;
 use crate::actors::session::SessionCommand;
 use crate::clock::Timestamp;
-use crate::events::AuthorizationCodeIssued;
+use crate::events::{AuthorizationCodeIssued, DeniedRequest, RequestDenied};
+use crate::identity::{IdentityError, Profile};
 use crate::secret::{self, SecretHash};
 use crate::server::Warrant;
-use actix_web::http::Method;
 use actix_web::http::header::LOCATION;
+use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpRequest, HttpResponse, web};
 use url::Url;
 use uuid::Uuid;
@@ -38,20 +41,25 @@ pub async fn authorize(
     };
     let form = match form {
         Ok(form) => form,
-        Err(err) => return error_page(err.description()),
+        Err(err) => return error_page(StatusCode::BAD_REQUEST, err.description()),
     };
     if let Some(client_id) = form
         .get("client_id")
         .filter(|id| client_document::is_document_id(id))
         && let Err(err) = client_document::resolve(&warrant, client_id).await
     {
-        return error_page(err.description());
+        return error_page(StatusCode::BAD_REQUEST, err.description());
     }
     let (redirect_uri, state, client) = match trusted_redirect(&warrant, &form) {
         Ok(target) => target,
-        Err(message) => return error_page(&message),
+        Err(message) => return error_page(StatusCode::BAD_REQUEST, &message),
     };
-    let outcome = match approve(&warrant, &form, &redirect_uri, client).await {
+    let outcome = match identify(&warrant, &request, &client.client_id).await {
+        Ok(user) => approve(&warrant, &form, &redirect_uri, client, user).await,
+        Err(Unidentified::Page(status, message)) => return error_page(status, &message),
+        Err(Unidentified::Redirect(err)) => Err(err),
+    };
+    let outcome = match outcome {
         Ok(code) => vec![("code", code)],
         Err(err) => vec![
             ("error", err.code().to_owned()),
@@ -110,12 +118,62 @@ fn trusted_redirect(
     Ok((url, form.get("state").map(str::to_owned), client))
 }
 
+/// Why the user at the browser is not approved.
+enum Unidentified {
+    /// Nobody who may log in is known there: an error page (the client learns nothing).
+    Page(StatusCode, String),
+    /// A known node that may not log in (tagged, or with unusable rules): `access_denied`
+    /// back to the client.
+    Redirect(OAuthError),
+}
+
+/// The user at the browser; every refusal is recorded.
+async fn identify(
+    warrant: &Warrant,
+    request: &HttpRequest,
+    client_id: &str,
+) -> Result<Profile, Unidentified> {
+    let err = match warrant.identity.caller(request).await {
+        Ok(profile) => return Ok(profile),
+        Err(err) => err,
+    };
+    tracing::warn!(%err, client_id, "authorization refused: caller not identified");
+    let denial = RequestDenied {
+        request: DeniedRequest::Authorization,
+        error: "access_denied".into(),
+        reason: err.to_string(),
+        client_id: Some(client_id.to_owned()),
+        subject: None,
+    };
+    if let Err(store) = record_denial(
+        warrant.store.as_ref(),
+        denial,
+        CommandContext::at(Timestamp::now()),
+    )
+    .await
+    {
+        return Err(Unidentified::Redirect(store.into()));
+    }
+    Err(match err {
+        IdentityError::TaggedNode { .. } | IdentityError::BadPolicy(_) => {
+            Unidentified::Redirect(OAuthError::AccessDenied(err.to_string()))
+        }
+        IdentityError::Unavailable(_) => {
+            Unidentified::Page(StatusCode::SERVICE_UNAVAILABLE, err.to_string())
+        }
+        IdentityError::NotLoopback(_) | IdentityError::UnknownPeer(_) => {
+            Unidentified::Page(StatusCode::FORBIDDEN, err.to_string())
+        }
+    })
+}
+
 /// Checks the rest of the request, records the code, and returns it.
 async fn approve(
     warrant: &Warrant,
     form: &Form,
     redirect_uri: &Url,
     client: AuthenticatedClient,
+    user: Profile,
 ) -> Result<String, OAuthError> {
     match form.get("response_type") {
         Some("code") => {}
@@ -144,14 +202,10 @@ async fn approve(
     let scope = granted_scope(&client, form.get("scope"))?;
     let code_challenge = pkce_challenge(form, client.confidential)?;
     let resources = resources(form)?;
-    let user = &warrant.config.local_user;
-    let rules = &warrant.config.rules;
-    if let Some(denied) = resources
-        .iter()
-        .find(|r| !rules.is_empty() && !rules.allows_audience(user, r))
-    {
+    if let Some(denied) = resources.iter().find(|r| !user.may_access(r)) {
         return Err(OAuthError::InvalidTarget(format!(
-            "resource `{denied}` is not allowed for `{user}` by the capability rules"
+            "resource `{denied}` is not allowed for `{}` by the capability rules",
+            user.login
         )));
     }
     let now = Timestamp::now();
@@ -161,7 +215,8 @@ async fn approve(
         session_id,
         code_hash: SecretHash::of(&code),
         client_id: client.client_id,
-        subject: warrant.config.local_user.clone(),
+        subject: user.login.clone(),
+        profile: Some(user),
         redirect_uri: redirect_uri.as_str().to_owned(),
         scope,
         code_challenge,
@@ -215,13 +270,13 @@ fn pkce_challenge(form: &Form, confidential: bool) -> Result<Option<String>, OAu
     Ok(Some(challenge.to_owned()))
 }
 
-fn error_page(message: &str) -> HttpResponse {
+fn error_page(status: StatusCode, message: &str) -> HttpResponse {
     let escaped = message
         .replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;");
-    let mut response = HttpResponse::BadRequest();
+    let mut response = HttpResponse::build(status);
     no_store(&mut response);
     response.content_type("text/html; charset=utf-8").body(format!(
         "<!doctype html><title>Authorization failed</title><h1>Authorization failed</h1><p>{escaped}</p>"

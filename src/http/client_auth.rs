@@ -4,6 +4,7 @@
 
 use super::error::OAuthError;
 use super::form::Form;
+use super::funnel;
 use crate::projections::clients::{ClientView, Clients};
 use actix_web::HttpRequest;
 use base64::Engine;
@@ -82,6 +83,7 @@ pub fn authenticate(
             if !matches {
                 return Err(unknown());
             }
+            funnel::check_client(request, &client_id, view.funnel)?;
             Ok(AuthenticatedClient {
                 client_id,
                 confidential: true,
@@ -95,6 +97,7 @@ pub fn authenticate(
                     "this client must authenticate with its secret".into(),
                 ));
             }
+            funnel::check_client(request, &client_id, view.funnel)?;
             Ok(AuthenticatedClient {
                 client_id,
                 confidential: false,

@@ -96,6 +96,7 @@ pub async fn resolve(warrant: &Warrant, client_id: &str) -> Result<(), OAuthErro
             secret_hash: None,
             registered_by: None,
             registration_token_hash: None,
+            funnel: false,
         }
     };
     let committed = warrant

@@ -3,13 +3,14 @@
 
 use crate::clock::Timestamp;
 use crate::config::ServeConfig;
+use crate::identity::through_funnel;
 use crate::server::Warrant;
 use crate::tokens::access::ACCESS_TOKEN_SECONDS;
 use crate::tokens::id_token::ID_TOKEN_SECONDS;
 use actix_web::http::header::{
     ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN,
 };
-use actix_web::{HttpResponse, HttpResponseBuilder, web};
+use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
 use serde_json::{Value, json};
 
 /// The metadata document of a server with `config`.
@@ -54,8 +55,15 @@ fn cors(mut response: HttpResponseBuilder) -> HttpResponseBuilder {
 }
 
 /// `GET /.well-known/openid-configuration` and `/.well-known/oauth-authorization-server`.
-pub async fn document(warrant: web::Data<Warrant>) -> HttpResponse {
-    cors(HttpResponse::Ok()).json(metadata(&warrant.config))
+/// Through Funnel, `registration_endpoint` is left out: registration is for tailnet users.
+pub async fn document(warrant: web::Data<Warrant>, request: HttpRequest) -> HttpResponse {
+    let mut document = metadata(&warrant.config);
+    if through_funnel(&request)
+        && let Some(members) = document.as_object_mut()
+    {
+        members.remove("registration_endpoint");
+    }
+    cors(HttpResponse::Ok()).json(document)
 }
 
 /// `OPTIONS` on the public documents: the CORS preflight.

@@ -37,6 +37,8 @@ pub enum OAuthError {
     InvalidToken(String),
     /// RFC 6749 §4.1.2.1 `access_denied`; 403.
     AccessDenied(String),
+    /// `access_denied` for a request through Tailscale Funnel to a tailnet-only endpoint; 401.
+    NotThroughFunnel(String),
     /// RFC 6749 §4.1.2.1 `temporarily_unavailable`; 503 (the event store cannot write).
     TemporarilyUnavailable(String),
 }
@@ -56,7 +58,7 @@ impl OAuthError {
             OAuthError::TooLarge(_) | OAuthError::MethodNotAllowed(_) => "invalid_request",
             OAuthError::InvalidRedirectUri(_) => "invalid_redirect_uri",
             OAuthError::InvalidClientMetadata(_) => "invalid_client_metadata",
-            OAuthError::AccessDenied(_) => "access_denied",
+            OAuthError::AccessDenied(_) | OAuthError::NotThroughFunnel(_) => "access_denied",
             OAuthError::InvalidToken(_) => "invalid_token",
             OAuthError::TemporarilyUnavailable(_) => "temporarily_unavailable",
         }
@@ -78,6 +80,7 @@ impl OAuthError {
             | OAuthError::InvalidRedirectUri(d)
             | OAuthError::InvalidClientMetadata(d)
             | OAuthError::AccessDenied(d)
+            | OAuthError::NotThroughFunnel(d)
             | OAuthError::InvalidToken(d)
             | OAuthError::TemporarilyUnavailable(d) => d,
         }
@@ -94,7 +97,9 @@ impl fmt::Display for OAuthError {
 impl ResponseError for OAuthError {
     fn status_code(&self) -> StatusCode {
         match self {
-            OAuthError::InvalidClient(_) | OAuthError::InvalidToken(_) => StatusCode::UNAUTHORIZED,
+            OAuthError::InvalidClient(_)
+            | OAuthError::InvalidToken(_)
+            | OAuthError::NotThroughFunnel(_) => StatusCode::UNAUTHORIZED,
             OAuthError::AccessDenied(_) => StatusCode::FORBIDDEN,
             OAuthError::TemporarilyUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             OAuthError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -138,5 +143,16 @@ impl From<crate::events::StoreError> for OAuthError {
     fn from(err: crate::events::StoreError) -> OAuthError {
         tracing::error!(%err, "event store error");
         OAuthError::TemporarilyUnavailable("the event log cannot record this request now".into())
+    }
+}
+
+impl From<crate::identity::IdentityError> for OAuthError {
+    fn from(err: crate::identity::IdentityError) -> OAuthError {
+        use crate::identity::IdentityError;
+        tracing::warn!(%err, "caller refused");
+        match err {
+            IdentityError::Unavailable(_) => OAuthError::TemporarilyUnavailable(err.to_string()),
+            _ => OAuthError::AccessDenied(err.to_string()),
+        }
     }
 }

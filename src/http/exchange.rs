@@ -13,6 +13,7 @@ use crate::actors::grant::GrantCommand;
 use crate::capabilities::same_resource;
 use crate::clock::Timestamp;
 use crate::events::{ActorClaim, DeniedRequest, RequestDenied, TokenExchanged, TokenKind};
+use crate::identity::Profile;
 use crate::secret::SecretHash;
 use crate::server::Warrant;
 use crate::tokens::access::ACCESS_TOKEN_SECONDS;
@@ -32,6 +33,7 @@ struct Presented {
     jti: Uuid,
     client_id: String,
     subject: Option<String>,
+    profile: Option<String>,
     scope: String,
     act: Option<ActorClaim>,
     expires_at: i64,
@@ -49,6 +51,7 @@ fn active_access_token(warrant: &Warrant, token: &str, now: Timestamp) -> Option
         jti: view.jti?,
         client_id: view.client_id.to_owned(),
         subject: view.subject.map(str::to_owned),
+        profile: view.profile.map(str::to_owned),
         scope: view.scope.to_owned(),
         act: view.act.clone(),
         expires_at: view.expires_at,
@@ -141,14 +144,22 @@ pub async fn exchange(
             })
         }
     };
-    let login = subject.subject.as_deref().unwrap_or(&subject.client_id);
+    let Some(login) = subject.subject.as_deref() else {
+        let error = OAuthError::AccessDenied(
+            "the subject token speaks for no user, so no capability rule can allow an exchange"
+                .into(),
+        );
+        return deny(warrant, &client, None, error, context).await;
+    };
+    // The rules in force when the user logged in, as recorded in the subject's grant.
+    let user = Profile::recorded(login, subject.profile.as_deref());
     let audience: Vec<String> = requested
         .into_iter()
-        .filter(|a| warrant.config.rules.allows_audience(login, a))
+        .filter(|a| user.may_access(a))
         .collect();
     if audience.is_empty() {
         let error = OAuthError::AccessDenied(format!(
-            "no requested audience is allowed for `{login}` by the capability rules"
+            "no requested audience is allowed for `{login}` by the capability rules recorded at login"
         ));
         return deny(warrant, &client, Some(login), error, context).await;
     }

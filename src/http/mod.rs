@@ -1,12 +1,15 @@
 //! The HTTP surface (actix-web): routes, request limits, and OAuth error rendering.
 
+mod admin;
 mod authorize;
+mod caller;
 mod client_auth;
 pub mod client_document;
 mod discovery;
 pub mod error;
 mod exchange;
 mod form;
+pub mod funnel;
 mod health;
 mod introspect;
 mod register;
@@ -14,6 +17,7 @@ mod revoke;
 mod token;
 mod userinfo;
 
+use actix_web::middleware::from_fn;
 use actix_web::web;
 use error::OAuthError;
 
@@ -71,16 +75,22 @@ fn routes(config: &mut web::ServiceConfig) {
             web::resource("/authorize")
                 .route(web::get().to(authorize::authorize))
                 .route(web::post().to(authorize::authorize))
-                .default_service(web::to(method_not_allowed)),
+                .default_service(web::to(method_not_allowed))
+                .wrap(from_fn(funnel::tailnet_only)),
         )
-        .service(only("/register", web::post().to(register::register)))
+        .service(
+            only("/register", web::post().to(register::register))
+                .wrap(from_fn(funnel::tailnet_only)),
+        )
         .service(
             web::resource("/register/{client_id}")
                 .route(web::get().to(register::read))
                 .route(web::put().to(register::update))
                 .route(web::delete().to(register::delete))
-                .default_service(web::to(method_not_allowed)),
+                .default_service(web::to(method_not_allowed))
+                .wrap(from_fn(funnel::tailnet_only)),
         )
+        .configure(admin::routes)
         .service(only("/token", web::post().to(token::token)))
         .service(only("/introspect", web::post().to(introspect::introspect)))
         .service(only("/revoke", web::post().to(revoke::revoke)))
@@ -93,7 +103,7 @@ fn routes(config: &mut web::ServiceConfig) {
 }
 
 /// A resource answering `route` and 405 for any other method.
-fn only(path: &str, route: actix_web::Route) -> actix_web::Resource {
+pub(crate) fn only(path: &str, route: actix_web::Route) -> actix_web::Resource {
     web::resource(path)
         .route(route)
         .default_service(web::to(method_not_allowed))
@@ -107,7 +117,7 @@ fn public(paths: &[&str], route: actix_web::Route) -> actix_web::Resource {
         .default_service(web::to(method_not_allowed))
 }
 
-async fn method_not_allowed() -> Result<actix_web::HttpResponse, OAuthError> {
+pub(crate) async fn method_not_allowed() -> Result<actix_web::HttpResponse, OAuthError> {
     Err(OAuthError::MethodNotAllowed(
         "method not allowed on this endpoint".into(),
     ))

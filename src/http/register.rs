@@ -2,6 +2,7 @@
 //! (RFC 7592) at `GET|PUT|DELETE /register/{client_id}` with the registration access token.
 //! Secrets are returned once; only their SHA-256 is recorded.
 
+use super::caller::{Permission, permitted};
 use super::error::{OAuthError, no_store};
 use crate::actors::client::{ClientCommand, ClientError};
 use crate::actors::grant::GrantError;
@@ -76,7 +77,8 @@ impl RegistrationRequest {
     }
 }
 
-fn refusal(err: CommandError<ClientError>) -> OAuthError {
+/// The OAuth error for a refused client command.
+pub(super) fn refusal(err: CommandError<ClientError>) -> OAuthError {
     match err {
         CommandError::Refused(ClientError::InvalidRedirectUri(d)) => {
             OAuthError::InvalidRedirectUri(d)
@@ -119,12 +121,14 @@ fn json_response(mut response: actix_web::HttpResponseBuilder, body: Value) -> H
     response.json(body)
 }
 
-/// `POST /register`: registers a client and answers 201 with its id, its secret (not for
-/// public clients) and its registration access token.
+/// `POST /register`: registers a client for a caller granted `allow_dcr`, and answers 201
+/// with its id, its secret (not for public clients) and its registration access token.
 pub async fn register(
     warrant: web::Data<Warrant>,
+    http: HttpRequest,
     request: web::Json<RegistrationRequest>,
 ) -> Result<HttpResponse, OAuthError> {
+    let caller = permitted(&warrant, &http, Permission::RegisterClients).await?;
     let now = Timestamp::now();
     let metadata = request.into_inner().metadata();
     let client_id = Uuid::new_v4().simple().to_string();
@@ -133,8 +137,9 @@ pub async fn register(
     let command = ClientCommand::Register {
         metadata: metadata.clone(),
         secret_hash: secret.as_deref().map(SecretHash::of),
-        registered_by: None,
+        registered_by: Some(caller.login),
         registration_token_hash: Some(SecretHash::of(&registration_token)),
+        funnel: false,
     };
     let committed = warrant
         .actors
@@ -240,15 +245,23 @@ pub async fn delete(
     client_id: web::Path<String>,
 ) -> Result<HttpResponse, OAuthError> {
     managed(&warrant, &request, &client_id)?;
+    delete_client(&warrant, &client_id).await?;
+    let mut response = HttpResponse::NoContent();
+    no_store(&mut response);
+    Ok(response.finish())
+}
+
+/// Deletes a client and revokes each of its live grants.
+pub(super) async fn delete_client(warrant: &Warrant, client_id: &str) -> Result<(), OAuthError> {
     let context = CommandContext::at(Timestamp::now());
     let committed = warrant
         .actors
         .clients
-        .execute(&client_id, ClientCommand::Delete, context)
+        .execute(client_id, ClientCommand::Delete, context)
         .await
         .map_err(refusal)?;
-    visible(&warrant, &committed).await;
-    let grants = warrant.models.read().tokens.live_grants_of(&client_id);
+    visible(warrant, &committed).await;
+    let grants = warrant.models.read().tokens.live_grants_of(client_id);
     for grant_id in grants {
         let revoke = crate::actors::grant::GrantCommand::Revoke {
             reason: RevocationReason::ClientDeleted,
@@ -259,7 +272,7 @@ pub async fn delete(
             .execute(&grant_id.to_string(), revoke, context)
             .await
         {
-            Ok(committed) => visible(&warrant, &committed).await,
+            Ok(committed) => visible(warrant, &committed).await,
             Err(CommandError::Refused(GrantError::Revoked(_))) => {}
             Err(CommandError::Refused(other)) => {
                 tracing::warn!(%other, %grant_id, "revoking a deleted client's grant was refused")
@@ -267,7 +280,5 @@ pub async fn delete(
             Err(CommandError::Store(err)) => return Err(err.into()),
         }
     }
-    let mut response = HttpResponse::NoContent();
-    no_store(&mut response);
-    Ok(response.finish())
+    Ok(())
 }

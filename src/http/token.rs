@@ -12,6 +12,7 @@ use crate::events::{
     AuthorizationCodeRedeemed, Event, GrantCreated, GrantOrigin, RefreshTokenIssued,
     RevocationReason, TokenKind,
 };
+use crate::identity::Profile;
 use crate::secret::{self, SecretHash};
 use crate::server::Warrant;
 use crate::tokens::access::{self, ACCESS_TOKEN_SECONDS, AccessGrant};
@@ -126,14 +127,15 @@ async fn client_credentials(
         now,
     );
     let command = GrantCommand::Create {
-        created: GrantCreated {
+        created: Box::new(GrantCreated {
             grant_id,
             client_id: client.client_id.clone(),
             subject: None,
+            profile: None,
             scope: scope.clone(),
             resources: audience.clone(),
             origin: GrantOrigin::ClientCredentials,
-        },
+        }),
         access: minted.event,
         refresh: None,
     };
@@ -221,12 +223,12 @@ pub(super) async fn respond(
     Ok(response.json(body))
 }
 
-/// Mints an ID token for `subject`: RS256 unless the client registered
+/// Mints an ID token for `user`: RS256 unless the client registered
 /// `id_token_signed_response_alg: EdDSA`.
 fn id_token_for(
     warrant: &Warrant,
     client: &AuthenticatedClient,
-    subject: &str,
+    user: &Profile,
     nonce: Option<&str>,
     now: Timestamp,
 ) -> String {
@@ -235,14 +237,12 @@ fn id_token_for(
         Some("EdDSA") => &keys.ed25519,
         _ => &keys.rsa,
     };
-    let extra = warrant.config.rules.extra_claims(subject, false);
     id_token::issue(
         key,
         &warrant.config.issuer,
-        subject,
+        user,
         &client.client_id,
         nonce,
-        extra,
         now,
     )
 }
@@ -326,11 +326,13 @@ async fn authorization_code(
     };
     let AuthorizationCodeRedeemed {
         subject,
+        profile,
         scope,
         resources,
         nonce,
         ..
     } = redeemed;
+    let user = profile.unwrap_or_else(|| Profile::recorded(&subject, None));
     let audience = audience_of(&resources, &client.client_id);
     let minted = access::issue(
         &warrant.signing_keys(),
@@ -346,16 +348,17 @@ async fn authorization_code(
     );
     let refresh = secret::generate();
     let id_token = has_scope(&scope, "openid")
-        .then(|| id_token_for(warrant, &client, &subject, nonce.as_deref(), now));
+        .then(|| id_token_for(warrant, &client, &user, nonce.as_deref(), now));
     let command = GrantCommand::Create {
-        created: GrantCreated {
+        created: Box::new(GrantCreated {
             grant_id,
             client_id: client.client_id.clone(),
             subject: Some(subject.clone()),
+            profile: Some(user),
             scope: scope.clone(),
             resources,
             origin: GrantOrigin::AuthorizationCode { session_id },
-        },
+        }),
         access: minted.event,
         refresh: Some(RefreshTokenIssued {
             grant_id,
@@ -385,7 +388,7 @@ async fn refresh_token(
 ) -> Result<HttpResponse, OAuthError> {
     let presented = SecretHash::of(form.required("refresh_token")?);
     let unknown = || OAuthError::InvalidGrant("unknown refresh token".into());
-    let (grant_id, subject, grant_scope, audience) = {
+    let (grant_id, user, grant_scope, audience) = {
         let models = warrant.models.read();
         let view = models
             .tokens
@@ -394,7 +397,8 @@ async fn refresh_token(
             .ok_or_else(unknown)?;
         (
             view.grant_id,
-            view.subject.map(str::to_owned),
+            view.subject
+                .map(|subject| Profile::recorded(subject, view.profile)),
             view.scope.to_owned(),
             view.audience
                 .iter()
@@ -417,7 +421,7 @@ async fn refresh_token(
         &AccessGrant {
             grant_id,
             client_id: &client.client_id,
-            subject: subject.as_deref(),
+            subject: user.as_ref().map(|user| user.login.as_str()),
             scope: &scope,
             audience: &audience,
         },
@@ -432,10 +436,10 @@ async fn refresh_token(
         refresh_expires_at: now.plus_seconds(REFRESH_TOKEN_SECONDS),
     };
     let committed = run_grant(warrant, grant_id, command, now).await?;
-    let id_token = subject
-        .as_deref()
+    let id_token = user
+        .as_ref()
         .filter(|_| has_scope(&scope, "openid"))
-        .map(|subject| id_token_for(warrant, &client, subject, None, now));
+        .map(|user| id_token_for(warrant, &client, user, None, now));
     respond(
         warrant,
         &committed,

@@ -4,6 +4,7 @@
 use super::error::no_store;
 use crate::clock::Timestamp;
 use crate::events::TokenKind;
+use crate::identity::{Profile, through_funnel};
 use crate::secret::SecretHash;
 use crate::server::Warrant;
 use actix_web::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
@@ -43,14 +44,22 @@ pub async fn userinfo(warrant: web::Data<Warrant>, request: HttpRequest) -> Http
             "Bearer realm=\"warrant\", error=\"insufficient_scope\", scope=\"openid\"".into(),
         );
     };
-    let mut body = json!({"sub": subject, "username": subject, "preferred_username": subject, "name": subject});
-    if subject.contains('@') {
-        body["email"] = subject.into();
+    let funnel_client = models
+        .clients
+        .get(view.client_id)
+        .is_some_and(|client| client.funnel);
+    if through_funnel(&request) && !funnel_client {
+        return bearer_error(
+            401,
+            "Bearer realm=\"warrant\", error=\"invalid_token\", error_description=\"the token's client is not a funnel client\"".into(),
+        );
     }
-    if let Some(members) = body.as_object_mut() {
-        for (name, value) in warrant.config.rules.extra_claims(subject, true) {
-            members.entry(name).or_insert(value);
-        }
+    let user = Profile::recorded(subject, view.profile);
+    let mut body = serde_json::Map::new();
+    body.insert("sub".into(), json!(user.login));
+    body.extend(user.claims());
+    for (name, value) in user.rules.extra_claims(&user.login, true) {
+        body.entry(name).or_insert(value);
     }
     let mut response = HttpResponse::Ok();
     no_store(&mut response);

@@ -36,6 +36,7 @@ fn register() -> ClientCommand {
         secret_hash: Some(SecretHash::of("s")),
         registered_by: None,
         registration_token_hash: None,
+        funnel: false,
     }
 }
 
@@ -95,6 +96,7 @@ fn issue_code(session_id: Uuid) -> SessionCommand {
         code_hash: SecretHash::of("code"),
         client_id: "c1".into(),
         subject: "alice@example.com".into(),
+        profile: None,
         redirect_uri: "https://app.example/cb".into(),
         scope: "openid".into(),
         code_challenge: Some(s256_challenge(VERIFIER)),
@@ -160,14 +162,15 @@ async fn two_replicas_rotate_one_refresh_token_exactly_once() {
         expires_at: Timestamp(4_600_000),
     };
     let create = GrantCommand::Create {
-        created: GrantCreated {
+        created: Box::new(GrantCreated {
             grant_id,
             client_id: "c1".into(),
             subject: Some("alice@example.com".into()),
+            profile: None,
             scope: "openid offline_access".into(),
             resources: vec![],
             origin: GrantOrigin::ClientCredentials,
-        },
+        }),
         access: access("at-0"),
         refresh: Some(RefreshTokenIssued {
             grant_id,

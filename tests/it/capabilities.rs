@@ -45,7 +45,7 @@ fn extra_claims_reach_id_tokens_and_userinfo_and_resources_follow_the_rules() {
     let file = grants(
         dir.path(),
         json!([
-            {"users": ["*"], "resources": ["https://mcp.example"], "extraClaims": {"groups": ["eng"], "team": "core"}, "includeInUserInfo": true},
+            {"users": ["*"], "resources": ["https://mcp.example"], "extraClaims": {"groups": ["eng"], "team": "core"}, "includeInUserInfo": true, "allow_dcr": true},
             {"users": ["*"], "extraClaims": {"groups": ["ops", "eng"], "clearance": "low"}}
         ]),
     );

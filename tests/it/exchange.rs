@@ -14,7 +14,7 @@ fn start(dir: &std::path::Path) -> Server {
     std::fs::write(
         &grants,
         json!({"grants": [{"src": ["*"], "dst": ["*"], "app": {"tailscale.com/cap/tsidp": [
-            {"users": ["*"], "resources": [GATEWAY, SERVER, "http://localhost:8005"]}]}}]})
+            {"users": ["*"], "resources": [GATEWAY, SERVER, "http://localhost:8005"], "allow_dcr": true}]}}]})
         .to_string(),
     )
     .unwrap();

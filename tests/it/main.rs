@@ -17,3 +17,5 @@ mod oauth_endpoints;
 mod projections;
 mod registration;
 mod support;
+mod tailnet;
+mod tailscaled;
