@@ -237,18 +237,15 @@ pub fn run(args: ServeArgs) -> ExitCode {
             Ok(shutdown) => shutdown,
             Err(err) => return fail(format!("cannot handle signals: {err}")),
         };
-        let addresses: Vec<String> = listeners
-            .iter()
-            .filter_map(|l| l.local_addr().ok())
-            .map(|a| format!("http://{a}"))
-            .collect();
-        println!(
+        // One write: a reader may stop listening after the first line.
+        let mut ready = format!(
             "warrant listening on http://{}",
             SocketAddr::new(listen, port)
         );
-        if addresses.len() > 1 {
-            println!("also listening on {}", addresses[1..].join(", "));
+        if let Some(local) = listeners.get(1).and_then(|l| l.local_addr().ok()) {
+            ready.push_str(&format!("\nalso listening on http://{local}"));
         }
+        println!("{ready}");
         let _ = std::io::stdout().flush();
         match crate::server::run(listeners, warrant, shutdown).await {
             Ok(()) => ExitCode::SUCCESS,

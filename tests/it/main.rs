@@ -13,6 +13,7 @@ mod filelog_recovery;
 mod http;
 mod keys;
 mod layout;
+mod local_identity;
 mod oauth_endpoints;
 mod projections;
 mod registration;

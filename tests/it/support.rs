@@ -46,10 +46,17 @@ impl Server {
 
     /// Starts `warrant serve` on `dir` with extra flags.
     pub fn start_with(dir: &Path, flags: &[&str]) -> Server {
-        let mut child = warrant()
+        let mut command = warrant();
+        command
             .args(["serve", "--port", "0", "--log", "warn", "--dir"])
             .arg(dir)
-            .args(flags)
+            .args(flags);
+        Server::spawn(command)
+    }
+
+    /// Spawns `command` (a `warrant serve`) and waits until it listens.
+    pub fn spawn(mut command: Command) -> Server {
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
