@@ -41,7 +41,7 @@ cleanup() {
 trap cleanup EXIT
 
 gateway="http://localhost:8003" mcp_server="http://localhost:8001"
-echo "{\"grants\":[{\"src\":[\"*\"],\"dst\":[\"*\"],\"app\":{\"tailscale.com/cap/tsidp\":[{\"users\":[\"*\"],\"resources\":[\"$gateway\",\"$mcp_server\"]}]}}]}" > "$work/grants.json"
+echo "{\"grants\":[{\"src\":[\"*\"],\"dst\":[\"*\"],\"app\":{\"tailscale.com/cap/tsidp\":[{\"users\":[\"*\"],\"resources\":[\"$gateway\",\"$mcp_server\"],\"allow_dcr\":true}]}}]}" > "$work/grants.json"
 "$bin" serve --dir "$work/data" --port 0 --log warn --enable-sts --grants "$work/grants.json" > "$work/out" &
 server=$!
 for _ in $(seq 100); do grep -q listening "$work/out" 2>/dev/null && break; sleep 0.1; done
