@@ -25,7 +25,7 @@ REDIRECT = "http://127.0.0.1:9/callback"
 def warrant(tmp_path):
     grants = tmp_path / "grants.json"
     grants.write_text(json.dumps({"grants": [{"src": ["*"], "dst": ["*"], "app": {
-        "tailscale.com/cap/tsidp": [{"users": ["*"], "resources": [GATEWAY, SERVER]}]}}]}))
+        "tailscale.com/cap/tsidp": [{"users": ["*"], "resources": [GATEWAY, SERVER], "allow_dcr": True}]}}]}))
     process = subprocess.Popen(
         [os.environ["WARRANT_BIN"], "serve", "--port", "0", "--log", "warn",
          "--dir", str(tmp_path / "data"), "--enable-sts", "--grants", str(grants)],
