@@ -8,6 +8,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod events;
+pub mod gateway;
 pub mod http;
 pub mod identity;
 #[path = "../projections/mod.rs"]

@@ -2,6 +2,7 @@
 //! rebuild`, `warrant keys rotate`, `warrant import-tsidp`. Every flag has a `WARRANT_*`
 //! environment variable twin.
 
+mod gateway;
 mod import;
 mod keys;
 mod log;
@@ -43,6 +44,8 @@ enum Command {
     /// `warrant serve` first.
     #[command(name = "import-tsidp")]
     ImportTsidp(import::ImportArgs),
+    /// Run the MCP gateway in front of an MCP server.
+    Gateway(gateway::GatewayArgs),
 }
 
 /// Where the event log is.
@@ -76,6 +79,7 @@ pub fn main() -> ExitCode {
         Command::Keys { command } => keys::run(command),
         Command::Projections { command } => projections::run(command),
         Command::ImportTsidp(args) => import::run(args),
+        Command::Gateway(args) => gateway::run(args),
     }
 }
 
@@ -91,4 +95,18 @@ fn runtime() -> tokio::runtime::Runtime {
 fn fail(message: impl std::fmt::Display) -> ExitCode {
     eprintln!("error: {message}");
     ExitCode::FAILURE
+}
+
+/// Completes on the first SIGINT or SIGTERM. The handlers are installed when this returns,
+/// so a signal sent after the ready line always shuts down gracefully.
+pub(crate) fn shutdown_signal() -> std::io::Result<impl Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = interrupt.recv() => {}
+        }
+    })
 }

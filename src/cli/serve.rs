@@ -1,6 +1,6 @@
 //! `warrant serve`: run the identity provider on loopback over the embedded log.
 
-use super::{StoreArgs, fail};
+use super::{StoreArgs, fail, shutdown_signal};
 use crate::capabilities::Rules;
 use crate::config::{IdentityConfig, ServeConfig, default_local_user, default_node};
 use crate::identity::{DEFAULT_SOCKET, Profile};
@@ -165,7 +165,7 @@ impl ServeArgs {
 }
 
 /// Starts logging to stderr.
-fn init_logging(filter: &str, format: LogFormat) {
+pub(super) fn init_logging(filter: &str, format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
@@ -250,20 +250,6 @@ pub fn run(args: ServeArgs) -> ExitCode {
         match crate::server::run(listeners, warrant, shutdown).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => fail(err),
-        }
-    })
-}
-
-/// Completes on the first SIGINT or SIGTERM. The handlers are installed when this returns,
-/// so a signal sent after the ready line always shuts down gracefully.
-fn shutdown_signal() -> std::io::Result<impl Future<Output = ()>> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut terminate = signal(SignalKind::terminate())?;
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    Ok(async move {
-        tokio::select! {
-            _ = terminate.recv() => {}
-            _ = interrupt.recv() => {}
         }
     })
 }

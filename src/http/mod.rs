@@ -17,6 +17,8 @@ mod revoke;
 mod token;
 mod userinfo;
 
+pub use exchange::{ACCESS_TOKEN_TYPE, GRANT_TYPE as TOKEN_EXCHANGE};
+
 use actix_web::middleware::from_fn;
 use actix_web::web;
 use error::OAuthError;

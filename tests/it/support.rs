@@ -55,7 +55,12 @@ impl Server {
     }
 
     /// Spawns `command` (a `warrant serve`) and waits until it listens.
-    pub fn spawn(mut command: Command) -> Server {
+    pub fn spawn(command: Command) -> Server {
+        Server::spawn_until(command, "warrant listening on ")
+    }
+
+    /// Spawns `command` and waits for its first line, `{ready}URL`.
+    pub fn spawn_until(mut command: Command, ready: &str) -> Server {
         let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -67,7 +72,7 @@ impl Server {
             .unwrap();
         let base = line
             .trim()
-            .strip_prefix("warrant listening on ")
+            .strip_prefix(ready)
             .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
             .to_owned();
         Server { child, base }
