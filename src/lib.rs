@@ -8,9 +8,9 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod events;
-pub mod gateway;
 pub mod http;
 pub mod identity;
+pub mod mcp;
 #[path = "../projections/mod.rs"]
 pub mod projections;
 pub mod secret;

@@ -1,7 +1,8 @@
 //! `warrant gateway`: the MCP gateway in front of one MCP server.
 
 use super::{fail, shutdown_signal};
-use crate::gateway::{Authority, ExchangeCache, Gateway, routes};
+use crate::mcp::Authority;
+use crate::mcp::gateway::{ExchangeCache, Gateway, routes};
 use clap::Args;
 use std::io::Write;
 use std::net::TcpListener;
@@ -61,8 +62,14 @@ pub fn run(args: GatewayArgs) -> ExitCode {
             .build()
             .expect("an HTTP client builds");
         let credentials = args.client_id.zip(args.client_secret);
-        let authority = match Authority::connect(http.clone(), &args.auth_server_url, credentials)
-            .await
+        let authority = match Authority::connect(
+            http.clone(),
+            &args.auth_server_url,
+            credentials,
+            "warrant gateway",
+            &[crate::http::TOKEN_EXCHANGE],
+        )
+        .await
         {
             Ok(authority) => authority,
             Err(err) => return fail(format!("cannot start: {err}")),

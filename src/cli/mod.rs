@@ -2,6 +2,7 @@
 //! rebuild`, `warrant keys rotate`, `warrant import-tsidp`. Every flag has a `WARRANT_*`
 //! environment variable twin.
 
+mod demo;
 mod gateway;
 mod import;
 mod keys;
@@ -46,6 +47,14 @@ enum Command {
     ImportTsidp(import::ImportArgs),
     /// Run the MCP gateway in front of an MCP server.
     Gateway(gateway::GatewayArgs),
+    /// Run the demo MCP server (tools `oauth_details` and `multiply`).
+    #[command(name = "demo-server")]
+    DemoServer(demo::DemoServerArgs),
+    /// Run the demo MCP client against an MCP URL (headless OAuth).
+    #[command(name = "demo-client")]
+    DemoClient(demo::DemoClientArgs),
+    /// Run the whole gateway pattern on loopback: warrant, server, gateway and client.
+    Demo(demo::DemoArgs),
 }
 
 /// Where the event log is.
@@ -80,6 +89,9 @@ pub fn main() -> ExitCode {
         Command::Projections { command } => projections::run(command),
         Command::ImportTsidp(args) => import::run(args),
         Command::Gateway(args) => gateway::run(args),
+        Command::DemoServer(args) => demo::run_server(args),
+        Command::DemoClient(args) => demo::run_client(args),
+        Command::Demo(args) => demo::run_demo(args),
     }
 }
 

@@ -1,10 +1,10 @@
-//! The gateway's dealings with warrant: discovery, its own registration, introspection of
-//! the tokens clients present, and RFC 8693 exchange for the upstream audience.
+//! Dealings with warrant as a protected resource has them: discovery, registering itself,
+//! introspecting the tokens clients present, and (for the gateway) RFC 8693 exchange.
 
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-/// warrant (or any RFC 8414 authorization server) as the gateway uses it.
+/// warrant (or any RFC 8414 authorization server) as a resource server uses it.
 pub struct Authority {
     http: reqwest::Client,
     /// The issuer, exactly as the metadata names it.
@@ -15,31 +15,33 @@ pub struct Authority {
     client_secret: String,
 }
 
-/// What introspection says of a presented token.
-#[derive(Debug, Deserialize)]
-pub struct Introspection {
-    /// Whether the token is active.
-    pub active: bool,
-    /// Its audiences (a string or an array on the wire).
-    #[serde(default, deserialize_with = "one_or_many")]
-    pub aud: Vec<String>,
-    /// Its expiry, seconds since the epoch.
-    #[serde(default)]
-    pub exp: Option<i64>,
-}
+/// What introspection (RFC 7662) says of a presented token, as warrant sent it.
+#[derive(Debug, Clone)]
+pub struct Introspection(pub Value);
 
-fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Aud {
-        One(String),
-        Many(Vec<String>),
+impl Introspection {
+    /// Whether the token is active.
+    pub fn active(&self) -> bool {
+        self.0["active"] == true
     }
-    Ok(match Option::<Aud>::deserialize(d)? {
-        None => Vec::new(),
-        Some(Aud::One(one)) => vec![one],
-        Some(Aud::Many(many)) => many,
-    })
+
+    /// Its audiences (`aud` may be a string or an array).
+    pub fn audiences(&self) -> Vec<&str> {
+        match &self.0["aud"] {
+            Value::String(one) => vec![one.as_str()],
+            Value::Array(many) => many.iter().filter_map(Value::as_str).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Whether it is active and names `resource` (RFC 3986-normalized) among its audiences.
+    pub fn addressed_to(&self, resource: &str) -> bool {
+        self.active()
+            && self
+                .audiences()
+                .iter()
+                .any(|aud| crate::capabilities::same_resource(aud, resource))
+    }
 }
 
 /// An exchanged token and its lifetime.
@@ -63,12 +65,14 @@ pub enum AuthorityError {
 }
 
 impl Authority {
-    /// Reads the metadata at `auth_server_url` and, without `credentials`, registers the
-    /// gateway as a confidential client allowed to exchange tokens.
+    /// Reads the metadata at `auth_server_url` and, without `credentials`, registers a
+    /// confidential client named `client_name` for `grant_types`.
     pub async fn connect(
         http: reqwest::Client,
         auth_server_url: &str,
         credentials: Option<(String, String)>,
+        client_name: &str,
+        grant_types: &[&str],
     ) -> Result<Authority, AuthorityError> {
         let base = auth_server_url.trim_end_matches('/');
         let metadata: Value = get_json(
@@ -89,8 +93,8 @@ impl Authority {
             Some(credentials) => credentials,
             None => {
                 let registration = json!({
-                    "client_name": "warrant gateway",
-                    "grant_types": [crate::http::TOKEN_EXCHANGE],
+                    "client_name": client_name,
+                    "grant_types": grant_types,
                     "token_endpoint_auth_method": "client_secret_post",
                 });
                 let response = http
@@ -124,12 +128,12 @@ impl Authority {
         &self.client_id
     }
 
-    /// Introspects a presented token with the gateway's credentials.
+    /// Introspects a presented token with this client's credentials.
     pub async fn introspect(&self, token: &str) -> Result<Introspection, AuthorityError> {
         let body = self
             .post_form(&self.introspection_endpoint, &[("token", token)])
             .await?;
-        serde_json::from_value(body).map_err(|e| AuthorityError::Unreachable(e.to_string()))
+        Ok(Introspection(body))
     }
 
     /// Exchanges `subject_token` for a token addressed to `audience` (sent as both

@@ -1,17 +1,14 @@
 //! The gateway's HTTP surface: its protected resource metadata, and every other request
 //! checked, its token exchanged, and forwarded upstream.
 
-use super::{AuthorityError, Gateway};
-use crate::capabilities::same_resource;
+use super::Gateway;
 use crate::clock::Timestamp;
+use crate::mcp::{AuthorityError, METADATA_PATH, challenge_header, resource_metadata};
 use crate::secret::SecretHash;
 use actix_web::http::header::{AUTHORIZATION, HeaderName, WWW_AUTHENTICATE};
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
 use serde_json::json;
-
-/// The RFC 9728 metadata path (also served with the resource's path appended, §3.1).
-const METADATA_PATH: &str = "/.well-known/oauth-protected-resource";
 
 /// Mounts the gateway's routes.
 pub fn routes(config: &mut web::ServiceConfig) {
@@ -28,27 +25,17 @@ pub fn routes(config: &mut web::ServiceConfig) {
 async fn metadata(gateway: web::Data<Gateway>) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header(("access-control-allow-origin", "*"))
-        .json(json!({
-            "resource": gateway.resource,
-            "authorization_servers": [gateway.authority.issuer],
-            "bearer_methods_supported": ["header"],
-            "resource_name": "warrant MCP gateway",
-        }))
+        .json(resource_metadata(
+            &gateway.resource,
+            &gateway.authority.issuer,
+            "warrant MCP gateway",
+        ))
 }
 
 /// A 401 that tells an MCP client where to discover everything (RFC 9728 §5.1).
 fn challenge(gateway: &Gateway, error: Option<&str>) -> HttpResponse {
-    let mut value = format!(
-        "Bearer resource_metadata=\"{}{METADATA_PATH}\"",
-        gateway.resource
-    );
-    if let Some(description) = error {
-        value.push_str(&format!(
-            ", error=\"invalid_token\", error_description=\"{description}\""
-        ));
-    }
     HttpResponse::Unauthorized()
-        .insert_header((WWW_AUTHENTICATE, value))
+        .insert_header((WWW_AUTHENTICATE, challenge_header(&gateway.resource, error)))
         .json(json!({"error": "invalid_token", "error_description": error.unwrap_or("a bearer token is required")}))
 }
 
@@ -97,11 +84,11 @@ async fn forward(
     let subject = SecretHash::of(token);
     let now = Timestamp::now();
     match gateway.authority.introspect(token).await {
-        Ok(seen) if !seen.active => {
+        Ok(seen) if !seen.active() => {
             gateway.cache.forget(&subject);
             return challenge(&gateway, Some("the token is not active"));
         }
-        Ok(seen) if !seen.aud.iter().any(|a| same_resource(a, &gateway.resource)) => {
+        Ok(seen) if !seen.addressed_to(&gateway.resource) => {
             return challenge(&gateway, Some("the token is not addressed to this gateway"));
         }
         Ok(_) => {}

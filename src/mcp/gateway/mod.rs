@@ -6,11 +6,10 @@
 //! be exchanged, the request is refused. Responses (server-sent event streams included) are
 //! passed through as they arrive.
 
-mod authority;
 mod cache;
 mod proxy;
 
-pub use authority::{Authority, AuthorityError};
+use super::Authority;
 pub use cache::ExchangeCache;
 pub use proxy::routes;
 
