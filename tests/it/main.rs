@@ -15,6 +15,7 @@ mod http;
 mod keys;
 mod layout;
 mod local_identity;
+mod mcp_demo;
 mod oauth_endpoints;
 mod projections;
 mod registration;
