@@ -6,7 +6,7 @@
 use super::client_auth::AuthenticatedClient;
 use super::error::OAuthError;
 use super::form::Form;
-use super::token::{Issued, respond, run_grant, scopes_within};
+use super::token::{Issued, respond, run_grant};
 use crate::actors::CommandContext;
 use crate::actors::aggregate::record_denial;
 use crate::actors::grant::GrantCommand;
@@ -163,11 +163,21 @@ pub async fn exchange(
         ));
         return deny(warrant, &client, Some(login), error, context).await;
     }
+    // RFC 8693 §2.1: the issued token may carry less than was asked for; it never carries
+    // more than the subject token.
     let scope = match form.get("scope") {
         None => subject.scope.clone(),
         Some(requested) => {
-            scopes_within(requested, &subject.scope, "in the subject token")?;
-            requested.to_owned()
+            let granted: Vec<&str> = requested
+                .split(' ')
+                .filter(|s| !s.is_empty() && subject.scope.split(' ').any(|have| have == *s))
+                .collect();
+            if granted.is_empty() {
+                return Err(OAuthError::InvalidScope(
+                    "none of the requested scopes is in the subject token".into(),
+                ));
+            }
+            granted.join(" ")
         }
     };
     let actor = ActorClaim {

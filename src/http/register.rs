@@ -107,7 +107,10 @@ fn information(
 ) -> Value {
     let mut body = serde_json::to_value(metadata).expect("metadata serializes");
     if let Some(members) = body.as_object_mut() {
-        members.retain(|_, value| !value.is_null()); // only what is set
+        // Only what is set: SDK models refuse members they did not send, such as an empty
+        // `redirect_uris` for a client-credentials client.
+        members
+            .retain(|_, value| !value.is_null() && value.as_array().is_none_or(|a| !a.is_empty()));
     }
     body["client_id"] = client_id.into();
     body["client_id_issued_at"] = issued_at.unix_seconds().into();

@@ -149,6 +149,14 @@ fn disallowed_audiences_are_dropped_and_none_left_is_access_denied() {
         &[("audience", SERVER), ("scope", "openid")],
     ));
     assert_eq!(scoped["scope"], "openid");
+    // Asking for more than the subject token has gives the overlap, and says so.
+    let overlap = ok(exchange(
+        &server,
+        &gw,
+        &subject,
+        &[("audience", SERVER), ("scope", "openid email admin")],
+    ));
+    assert_eq!(overlap["scope"], "openid");
     let wider = exchange(
         &server,
         &gw,
@@ -171,7 +179,7 @@ fn disallowed_audiences_are_dropped_and_none_left_is_access_denied() {
     assert_eq!(denials[0]["payload"]["request"], "exchange");
     assert_eq!(denials[0]["payload"]["client_id"], gw.id.as_str());
     let granted = export(&dir.path().join("data"), &["--type", "token_exchanged"]);
-    assert_eq!(granted.len(), 2, "each granted exchange is an event");
+    assert_eq!(granted.len(), 3, "each granted exchange is an event");
 }
 
 #[test]
