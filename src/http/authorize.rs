@@ -199,7 +199,10 @@ async fn approve(
             "this client did not register the authorization_code grant".into(),
         ));
     }
-    let scope = granted_scope(&client, form.get("scope"))?;
+    let mut scope = granted_scope(&client, form.get("scope"))?;
+    if scope.is_empty() {
+        scope = "openid".into(); // as tsidp: a login without a scope is an OpenID login
+    }
     let code_challenge = pkce_challenge(form, client.confidential)?;
     let resources = resources(form)?;
     if let Some(denied) = resources.iter().find(|r| !user.may_access(r)) {

@@ -537,3 +537,25 @@ fn authorization_and_userinfo_also_answer_post() {
         .unwrap();
     assert_eq!(put.status(), 405);
 }
+
+#[test]
+fn a_login_without_a_scope_is_an_openid_login() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let app = code_client(&server, false);
+    let challenge = s256_challenge(VERIFIER);
+    let params = redirect_params(authorize(
+        &server,
+        &[
+            ("response_type", "code"),
+            ("client_id", &app.id),
+            ("redirect_uri", REDIRECT),
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+        ],
+    ));
+    let code = param(&params, "code").expect("a code");
+    let tokens = ok(redeem(&server, &app, code));
+    assert_eq!(tokens["scope"], "openid");
+    assert!(tokens["id_token"].is_string());
+}
