@@ -7,6 +7,8 @@ or only for token exchange, as the seed's server and gateway send them.
 """
 
 import asyncio
+import base64
+import hashlib
 import json
 import os
 import socket
@@ -130,7 +132,7 @@ def test_the_python_sdk_client_runs_the_whole_chain(chain):
     assert "openid" in details["scope"].split()
 
 
-def test_metadata_and_registrations_as_the_sdk_and_the_seed_programs_read_them(chain):
+def test_metadata_registration_exchange_and_introspection_as_the_seed_programs_send_them(chain):
     base = chain["warrant"]
     document = requests.get(f"{base}/.well-known/oauth-authorization-server").json()
     metadata = OAuthMetadata.model_validate(document)
@@ -141,20 +143,54 @@ def test_metadata_and_registrations_as_the_sdk_and_the_seed_programs_read_them(c
         assert absent not in document
     assert set(document["response_modes_supported"]) <= {"query", "fragment", "form_post"}
 
-    for request in (
-        # The seed server's registration: client credentials only, for introspection.
-        {"client_name": "MCP server", "grant_types": ["client_credentials"],
-         "token_endpoint_auth_method": "client_secret_post"},
-        # The seed gateway's: token exchange only.
-        {"client_name": "MCP Gateway", "grant_types": [EXCHANGE],
-         "token_endpoint_auth_method": "client_secret_post",
-         "redirect_uris": [f"{chain['gateway']}/callback"], "scope": "openid profile email"},
-    ):
+    server_request = {  # the seed server's registration: client credentials, for introspection
+        "client_name": "MCP Auth Server-x1", "redirect_uris": [f"{chain['server']}/oauth/callback"],
+        "grant_types": ["client_credentials"], "token_endpoint_auth_method": "client_secret_post",
+        "application_type": "web"}
+    gateway_request = {  # the seed gateway's: token exchange only
+        "client_name": "MCP Gateway (host) 2026-11-26T10:00:00", "grant_types": [EXCHANGE],
+        "token_endpoint_auth_method": "client_secret_post",
+        "redirect_uris": [f"{chain['gateway']}/callback"], "scope": "openid profile email"}
+    registered = {}
+    for name, request in (("server", server_request), ("gateway", gateway_request)):
         response = requests.post(document["registration_endpoint"], json=request)
         assert response.status_code == 201, response.text
         answer = response.json()
         assert answer["client_secret"]
-        for member in ("grant_types", "token_endpoint_auth_method"):
+        for member in ("grant_types", "token_endpoint_auth_method", "redirect_uris"):
             assert answer[member] == request[member]
-        assert answer.get("response_types", []) == []
-        assert ("redirect_uris" in answer) == ("redirect_uris" in request)
+        assert "response_types" not in answer
+        registered[name] = answer
+
+    # A user's token for the gateway, then the exchange exactly as the seed gateway sends it:
+    # form credentials, `resource` and `audience` both the server URL, the token's own scope.
+    app = requests.post(document["registration_endpoint"], json={
+        "redirect_uris": ["http://localhost:3030/callback"], "token_endpoint_auth_method": "client_secret_post",
+        "grant_types": ["authorization_code"], "scope": "openid profile email"}).json()
+    verifier = "v" * 50
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    redirect = requests.get(document["authorization_endpoint"], allow_redirects=False, params={
+        "response_type": "code", "client_id": app["client_id"], "redirect_uri": "http://localhost:3030/callback",
+        "scope": "openid profile email", "code_challenge": challenge, "code_challenge_method": "S256",
+        "resource": chain["gateway"], "state": "s"})
+    code = parse_qs(urlparse(redirect.headers["location"]).query)["code"][0]
+    user = requests.post(document["token_endpoint"], data={
+        "grant_type": "authorization_code", "code": code, "redirect_uri": "http://localhost:3030/callback",
+        "code_verifier": verifier, "client_id": app["client_id"], "client_secret": app["client_secret"]}).json()
+    exchanged = requests.post(document["token_endpoint"], data={
+        "grant_type": EXCHANGE, "subject_token": user["access_token"],
+        "subject_token_type": "urn:ietf:params:oauth:token-type:access_token",
+        "requested_token_type": "urn:ietf:params:oauth:token-type:access_token",
+        "resource": chain["server"], "audience": chain["server"], "scope": user["scope"],
+        "client_id": registered["gateway"]["client_id"], "client_secret": registered["gateway"]["client_secret"]})
+    assert exchanged.status_code == 200, exchanged.text
+    assert exchanged.json()["issued_token_type"] == "urn:ietf:params:oauth:token-type:access_token"
+    # Introspection as the seed server does it: form credentials, `aud` holding its URL as
+    # spelled, `scope` holding openid.
+    seen = requests.post(document["introspection_endpoint"], data={
+        "token": exchanged.json()["access_token"], "client_id": registered["server"]["client_id"],
+        "client_secret": registered["server"]["client_secret"]}).json()
+    assert seen["active"] is True
+    assert chain["server"] in seen["aud"]
+    assert "openid" in seen["scope"].split()
+    assert seen["act"]["sub"] == registered["gateway"]["client_id"]
