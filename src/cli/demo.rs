@@ -52,14 +52,10 @@ fn runtime() -> tokio::runtime::Runtime {
 /// Runs `warrant demo-server`.
 pub fn run_server(args: DemoServerArgs) -> ExitCode {
     super::serve::init_logging(&args.log, super::serve::LogFormat::Human);
-    let listener = match TcpListener::bind(("127.0.0.1", args.port)) {
-        Ok(listener) => listener,
-        Err(err) => return fail(format!("cannot listen on 127.0.0.1:{}: {err}", args.port)),
+    let (listener, port, resource) = match super::listen_on_loopback(args.port, args.resource) {
+        Ok(bound) => bound,
+        Err(err) => return fail(err),
     };
-    let port = listener.local_addr().map(|a| a.port()).unwrap_or(args.port);
-    let resource = args
-        .resource
-        .unwrap_or_else(|| format!("http://localhost:{port}"));
     runtime().block_on(async move {
         let credentials = args.client_id.zip(args.client_secret);
         let authority = match Authority::connect(

@@ -5,7 +5,6 @@ use crate::mcp::Authority;
 use crate::mcp::gateway::{ExchangeCache, Gateway, routes};
 use clap::Args;
 use std::io::Write;
-use std::net::TcpListener;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -47,14 +46,10 @@ pub fn run(args: GatewayArgs) -> ExitCode {
             args.mcp_server_url
         ));
     }
-    let listener = match TcpListener::bind(("127.0.0.1", args.port)) {
-        Ok(listener) => listener,
-        Err(err) => return fail(format!("cannot listen on 127.0.0.1:{}: {err}", args.port)),
+    let (listener, port, resource) = match super::listen_on_loopback(args.port, args.resource) {
+        Ok(bound) => bound,
+        Err(err) => return fail(err),
     };
-    let port = listener.local_addr().map(|a| a.port()).unwrap_or(args.port);
-    let resource = args
-        .resource
-        .unwrap_or_else(|| format!("http://localhost:{port}"));
     actix_rt::System::new().block_on(async move {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))

@@ -103,6 +103,20 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("a tokio runtime starts")
 }
 
+/// Listens on 127.0.0.1:`port` (0: any free port); returns the listener, the port it got,
+/// and the resource identifier the MCP programs use by default, `http://localhost:PORT`, or
+/// `resource` when given.
+fn listen_on_loopback(
+    port: u16,
+    resource: Option<String>,
+) -> Result<(std::net::TcpListener, u16, String), String> {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port))
+        .map_err(|err| format!("cannot listen on 127.0.0.1:{port}: {err}"))?;
+    let port = listener.local_addr().map(|a| a.port()).unwrap_or(port);
+    let resource = resource.unwrap_or_else(|| format!("http://localhost:{port}"));
+    Ok((listener, port, resource))
+}
+
 /// Prints `error: {message}` and returns exit code 1.
 fn fail(message: impl std::fmt::Display) -> ExitCode {
     eprintln!("error: {message}");

@@ -104,6 +104,19 @@ fn routes(config: &mut web::ServiceConfig) {
         );
 }
 
+/// The bearer token of an `Authorization` header (RFC 6750 §2.1), if there is one.
+pub fn bearer_token(request: &actix_web::HttpRequest) -> Option<&str> {
+    request
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+}
+
 /// A resource answering `route` and 405 for any other method.
 pub(crate) fn only(path: &str, route: actix_web::Route) -> actix_web::Resource {
     web::resource(path)

@@ -7,22 +7,13 @@ use crate::events::TokenKind;
 use crate::identity::{Profile, through_funnel};
 use crate::secret::SecretHash;
 use crate::server::Warrant;
-use actix_web::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
+use actix_web::http::header::WWW_AUTHENTICATE;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
 
 /// Answers the profile of the token's user.
 pub async fn userinfo(warrant: web::Data<Warrant>, request: HttpRequest) -> HttpResponse {
-    let Some(token) = request
-        .headers()
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim)
-    else {
+    let Some(token) = super::bearer_token(&request) else {
         // RFC 6750 §3.1: no credentials, no error code.
         return bearer_error(401, "Bearer realm=\"warrant\"".into());
     };

@@ -1,7 +1,9 @@
 //! The local identity (the embedded default): its one user, for loopback connections only;
 //! tsidp's flags and environment variables; and `warrant import-tsidp`.
 
-use super::support::{App, Server, export, http, post_as, register_app, run_in, text, warrant};
+use super::support::{
+    App, Server, code_from, export, http, redeem, register_app, run_in, text, warrant,
+};
 use serde_json::{Value, json};
 use std::net::{IpAddr, UdpSocket};
 
@@ -85,28 +87,8 @@ fn the_local_user_is_approved_for_loopback_callers_only() {
     let verifier = "v".repeat(50);
     let challenge = warrant::actors::session::s256_challenge(&verifier);
     let url = authorize_url(&server.base, &app.id).replace(&"a".repeat(43), &challenge);
-    let response = http().get(url).send().unwrap();
-    assert_eq!(response.status(), 302);
-    let location = url::Url::parse(response.headers()["location"].to_str().unwrap()).unwrap();
-    let code = location
-        .query_pairs()
-        .find(|(k, _)| k == "code")
-        .unwrap()
-        .1
-        .into_owned();
-    let tokens: Value = post_as(
-        &server,
-        &app,
-        "/token",
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", &verifier),
-        ],
-    )
-    .json()
-    .unwrap();
+    let code = code_from(&http().get(url).send().unwrap());
+    let tokens = redeem(&server, &app, &code, REDIRECT, Some(&verifier));
     let id =
         jsonwebtoken::dangerous::insecure_decode::<Value>(tokens["id_token"].as_str().unwrap())
             .unwrap()
@@ -220,24 +202,7 @@ fn import_tsidp_keeps_the_relying_parties_with_hashed_secrets() {
         .get(authorize_url(&server.base, &app.id).replace("&code_challenge", "&x_unused"))
         .send()
         .unwrap();
-    let location = url::Url::parse(response.headers()["location"].to_str().unwrap()).unwrap();
-    let code = location
-        .query_pairs()
-        .find(|(k, _)| k == "code")
-        .unwrap_or_else(|| panic!("{location}"))
-        .1
-        .into_owned();
-    let tokens = post_as(
-        &server,
-        &app,
-        "/token",
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-        ],
-    );
-    assert_eq!(tokens.status(), 200);
+    redeem(&server, &app, &code_from(&response), REDIRECT, None);
 }
 
 #[test]

@@ -244,28 +244,42 @@ pub fn login(server: &Server, resource: &str) -> serde_json::Value {
         ],
     )
     .unwrap();
-    let response = http().get(url).send().unwrap();
-    let location = url::Url::parse(response.headers()["location"].to_str().unwrap()).unwrap();
-    let code = location
-        .query_pairs()
-        .find(|(k, _)| k == "code")
-        .unwrap()
-        .1
-        .into_owned();
-    let tokens = post_as(
-        server,
-        &app,
-        "/token",
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", redirect),
-            ("code_verifier", &verifier),
-        ],
-    );
-    assert_eq!(tokens.status(), 200);
-    let mut tokens: serde_json::Value = tokens.json().unwrap();
+    let code = code_from(&http().get(url).send().unwrap());
+    let mut tokens = redeem(server, &app, &code, redirect, Some(&verifier));
     tokens["client_id"] = app.id.into();
     tokens["client_secret"] = app.secret.into();
     tokens
+}
+
+/// The `code` of an authorization response's redirect.
+pub fn code_from(response: &reqwest::blocking::Response) -> String {
+    assert_eq!(response.status(), 302, "not a redirect");
+    let location = url::Url::parse(response.headers()["location"].to_str().unwrap()).unwrap();
+    location
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap_or_else(|| panic!("no code in {location}"))
+        .1
+        .into_owned()
+}
+
+/// Redeems `code` at `/token` as `app`; asserts 200 and returns the token response.
+pub fn redeem(
+    server: &Server,
+    app: &App,
+    code: &str,
+    redirect_uri: &str,
+    verifier: Option<&str>,
+) -> serde_json::Value {
+    let mut form = vec![
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("redirect_uri", redirect_uri),
+    ];
+    if let Some(verifier) = verifier {
+        form.push(("code_verifier", verifier));
+    }
+    let response = post_as(server, app, "/token", &form);
+    assert_eq!(response.status(), 200);
+    response.json().unwrap()
 }

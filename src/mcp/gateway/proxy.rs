@@ -5,7 +5,7 @@ use super::Gateway;
 use crate::clock::Timestamp;
 use crate::mcp::{AuthorityError, METADATA_PATH, challenge_header, resource_metadata};
 use crate::secret::SecretHash;
-use actix_web::http::header::{AUTHORIZATION, HeaderName, WWW_AUTHENTICATE};
+use actix_web::http::header::{HeaderName, WWW_AUTHENTICATE};
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
 use serde_json::json;
@@ -69,15 +69,7 @@ async fn forward(
     request: HttpRequest,
     body: web::Payload,
 ) -> HttpResponse {
-    let token = request
-        .headers()
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim);
+    let token = crate::http::bearer_token(&request);
     let Some(token) = token else {
         return challenge(&gateway, None);
     };
