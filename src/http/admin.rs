@@ -93,6 +93,7 @@ async fn create(
     request: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, OAuthError> {
+    refuse_cross_site(&request)?;
     let admin = permitted(&warrant, &request, Permission::Administer).await?;
     let form = form::read(&request, payload, warrant.config.max_body).await?;
     let name = form.required("name")?.trim().to_owned();
@@ -136,6 +137,31 @@ async fn create(
     let mut body = summary(&client_id, view);
     body["client_secret"] = client_secret.into();
     Ok(json_response(HttpResponse::Created(), body))
+}
+
+/// The admin is known by the network, so their browser would lend its identity to any page
+/// that posts a form here: a form posted from another origin is refused.
+fn refuse_cross_site(request: &HttpRequest) -> Result<(), OAuthError> {
+    let Some(origin) = request
+        .headers()
+        .get("origin")
+        .and_then(|v| v.to_str().ok())
+    else {
+        return Ok(());
+    };
+    let host = request.connection_info().host().to_owned();
+    let same = url::Url::parse(origin).is_ok_and(|o| {
+        o.host_str().is_some_and(|h| match o.port() {
+            Some(port) => host == format!("{h}:{port}"),
+            None => host == h,
+        })
+    });
+    if !same {
+        return Err(OAuthError::AccessDenied(format!(
+            "a request from {origin} cannot manage clients here"
+        )));
+    }
+    Ok(())
 }
 
 async fn delete(

@@ -456,9 +456,19 @@ fn the_admin_api_needs_allow_admin_ui() {
             .status(),
         403
     );
+    // Carol's browser, sent there by another site's form, is refused.
+    let cross_site = http()
+        .post(format!("{base}/clients/new"))
+        .header("X-Forwarded-For", CAROL)
+        .header("Origin", "https://evil.example")
+        .form(&[("name", "x"), ("redirect_uri", REDIRECT)])
+        .send()
+        .unwrap();
+    assert_eq!(cross_site.status(), 403);
     let created = http()
         .post(format!("{base}/clients/new"))
         .header("X-Forwarded-For", CAROL)
+        .header("Origin", base.as_str()) // the admin page's own form
         .form(&[
             ("name", "Proxmox"),
             (
