@@ -133,7 +133,7 @@ struct Running(Child);
 
 impl Drop for Running {
     fn drop(&mut self) {
-        // SAFETY-free: `kill` the command; a process already gone is fine.
+        // SIGTERM lets the child shut down gracefully; a child already gone is fine.
         let _ = Command::new("kill")
             .args(["-TERM", &self.0.id().to_string()])
             .status();
@@ -256,11 +256,7 @@ fn demo(dir: &Path) -> Result<(), String> {
     );
     let outcome = runtime().block_on(client::run(&format!("{gateway}/mcp"), &mut print_step))?;
     let details = &outcome.oauth_details;
-    let audience: Vec<&str> = match &details["audience"] {
-        serde_json::Value::String(one) => vec![one.as_str()],
-        serde_json::Value::Array(many) => many.iter().filter_map(|v| v.as_str()).collect(),
-        _ => Vec::new(),
-    };
+    let audience = crate::mcp::audiences(&details["audience"]);
     if !audience
         .iter()
         .any(|a| crate::capabilities::same_resource(a, &server))

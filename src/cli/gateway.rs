@@ -40,12 +40,12 @@ pub struct GatewayArgs {
 /// Runs `warrant gateway`.
 pub fn run(args: GatewayArgs) -> ExitCode {
     super::serve::init_logging(&args.log, super::serve::LogFormat::Human);
-    if url::Url::parse(&args.mcp_server_url).is_err() {
+    let Ok(upstream_url) = url::Url::parse(&args.mcp_server_url) else {
         return fail(format!(
             "--mcp-server-url `{}` is not a URL",
             args.mcp_server_url
         ));
-    }
+    };
     let (listener, port, resource) = match super::listen_on_loopback(args.port, args.resource) {
         Ok(bound) => bound,
         Err(err) => return fail(err),
@@ -75,6 +75,7 @@ pub fn run(args: GatewayArgs) -> ExitCode {
             cache: ExchangeCache::default(),
             resource,
             upstream: args.mcp_server_url,
+            upstream_url,
             http,
             max_body: args.max_body_bytes,
         });

@@ -9,7 +9,7 @@
 //! - `GET /clients/{id}`, `DELETE /clients/{id}` (its grants are revoked).
 
 use super::caller::{Permission, permitted};
-use super::error::{OAuthError, no_store};
+use super::error::{OAuthError, no_store, no_store_json};
 use super::form;
 use super::funnel::tailnet_only;
 use super::{method_not_allowed, only};
@@ -54,11 +54,6 @@ fn summary(client_id: &str, view: &ClientView) -> Value {
     })
 }
 
-fn json_response(mut response: actix_web::HttpResponseBuilder, body: Value) -> HttpResponse {
-    no_store(&mut response);
-    response.json(body)
-}
-
 async fn list(
     warrant: web::Data<Warrant>,
     request: HttpRequest,
@@ -70,7 +65,7 @@ async fn list(
         .iter()
         .map(|(id, view)| summary(id, view))
         .collect();
-    Ok(json_response(HttpResponse::Ok(), Value::Array(clients)))
+    Ok(no_store_json(HttpResponse::Ok(), Value::Array(clients)))
 }
 
 async fn read(
@@ -81,7 +76,7 @@ async fn read(
     permitted(&warrant, &request, Permission::Administer).await?;
     let models = warrant.models.read();
     let view = models.clients.get(&client_id).ok_or_else(not_found)?;
-    Ok(json_response(HttpResponse::Ok(), summary(&client_id, view)))
+    Ok(no_store_json(HttpResponse::Ok(), summary(&client_id, view)))
 }
 
 fn not_found() -> OAuthError {
@@ -129,14 +124,12 @@ async fn create(
         .execute(&client_id, command, CommandContext::at(now))
         .await
         .map_err(super::register::refusal)?;
-    if let Some(position) = committed.last_position {
-        warrant.models.wait_for(position).await;
-    }
+    super::register::visible(&warrant, &committed).await;
     let models = warrant.models.read();
     let view = models.clients.get(&client_id).ok_or_else(not_found)?;
     let mut body = summary(&client_id, view);
     body["client_secret"] = client_secret.into();
-    Ok(json_response(HttpResponse::Created(), body))
+    Ok(no_store_json(HttpResponse::Created(), body))
 }
 
 /// The admin is known by the network, so their browser would lend its identity to any page
@@ -183,12 +176,7 @@ async fn page(
     request: HttpRequest,
 ) -> Result<HttpResponse, OAuthError> {
     let admin = permitted(&warrant, &request, Permission::Administer).await?;
-    let escape = |text: &str| {
-        text.replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;")
-            .replace('"', "&quot;")
-    };
+    let escape = super::escape_html;
     let rows: String = {
         let models = warrant.models.read();
         models

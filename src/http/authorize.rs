@@ -6,16 +6,16 @@
 //! redirect URI, unreadable request) and callers that cannot be identified get an error
 //! page; every other error goes back to the client on its redirect URI (§4.1.2.1).
 
+use super::caller::record_refusal;
 use super::client_auth::AuthenticatedClient;
 use super::client_document;
 use super::error::{OAuthError, no_store};
 use super::form::{self, Form};
 use super::token::{granted_scope, resources};
 use crate::actors::CommandContext;
-use crate::actors::aggregate::record_denial;
 use crate::actors::session::SessionCommand;
 use crate::clock::Timestamp;
-use crate::events::{AuthorizationCodeIssued, DeniedRequest, RequestDenied};
+use crate::events::{AuthorizationCodeIssued, DeniedRequest};
 use crate::identity::{IdentityError, Profile};
 use crate::secret::{self, SecretHash};
 use crate::server::Warrant;
@@ -138,25 +138,24 @@ async fn identify(
         Err(err) => err,
     };
     tracing::warn!(%err, client_id, "authorization refused: caller not identified");
-    let denial = RequestDenied {
-        request: DeniedRequest::Authorization,
-        error: "access_denied".into(),
-        reason: err.to_string(),
-        client_id: Some(client_id.to_owned()),
-        subject: None,
-    };
-    if let Err(store) = record_denial(
-        warrant.store.as_ref(),
-        denial,
-        CommandContext::at(Timestamp::now()),
+    let refusal = OAuthError::AccessDenied(err.to_string());
+    let context = CommandContext::at(Timestamp::now());
+    let client_id = Some(client_id.to_owned());
+    if let Err(unrecorded) = record_refusal(
+        warrant,
+        DeniedRequest::Authorization,
+        &refusal,
+        client_id,
+        None,
+        context,
     )
     .await
     {
-        return Err(Unidentified::Redirect(store.into()));
+        return Err(Unidentified::Redirect(unrecorded));
     }
     Err(match err {
         IdentityError::TaggedNode { .. } | IdentityError::BadPolicy(_) => {
-            Unidentified::Redirect(OAuthError::AccessDenied(err.to_string()))
+            Unidentified::Redirect(refusal)
         }
         IdentityError::Unavailable(_) => {
             Unidentified::Page(StatusCode::SERVICE_UNAVAILABLE, err.to_string())
@@ -274,11 +273,7 @@ fn pkce_challenge(form: &Form, confidential: bool) -> Result<Option<String>, OAu
 }
 
 fn error_page(status: StatusCode, message: &str) -> HttpResponse {
-    let escaped = message
-        .replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;");
+    let escaped = super::escape_html(message);
     let mut response = HttpResponse::build(status);
     no_store(&mut response);
     response.content_type("text/html; charset=utf-8").body(format!(

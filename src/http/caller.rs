@@ -1,5 +1,6 @@
 //! Who is calling an endpoint that needs a user: the identity source names them, their
-//! capability rules decide, and every refusal is recorded.
+//! capability rules decide, and every refusal is recorded (here, and by the other endpoints
+//! that refuse, through [`record_refusal`]).
 
 use super::error::OAuthError;
 use crate::actors::CommandContext;
@@ -61,18 +62,36 @@ pub async fn permitted(
         ),
         Err(err) => (OAuthError::from(err), None),
     };
-    let denial = RequestDenied {
-        request: permission.request(),
-        error: error.code().to_owned(),
-        reason: error.description().to_owned(),
-        client_id: None,
+    let context = CommandContext::at(Timestamp::now());
+    record_refusal(
+        warrant,
+        permission.request(),
+        &error,
+        None,
         subject,
-    };
-    record_denial(
-        warrant.store.as_ref(),
-        denial,
-        CommandContext::at(Timestamp::now()),
+        context,
     )
     .await?;
     Err(error)
+}
+
+/// Records `error`, the answer to a refused `request`, in the denials stream, so an auditor
+/// sees what was attempted.
+pub(super) async fn record_refusal(
+    warrant: &Warrant,
+    request: DeniedRequest,
+    error: &OAuthError,
+    client_id: Option<String>,
+    subject: Option<String>,
+    context: CommandContext,
+) -> Result<(), OAuthError> {
+    let denial = RequestDenied {
+        request,
+        error: error.code().to_owned(),
+        reason: error.description().to_owned(),
+        client_id,
+        subject,
+    };
+    record_denial(warrant.store.as_ref(), denial, context).await?;
+    Ok(())
 }

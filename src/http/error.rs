@@ -132,6 +132,15 @@ impl ResponseError for OAuthError {
     }
 }
 
+/// A JSON response marked never to be cached.
+pub fn no_store_json(
+    mut response: actix_web::HttpResponseBuilder,
+    body: serde_json::Value,
+) -> HttpResponse {
+    no_store(&mut response);
+    response.json(body)
+}
+
 /// Marks a response as never to be cached (RFC 6749 §5.1).
 pub fn no_store(response: &mut actix_web::HttpResponseBuilder) {
     response

@@ -3,16 +3,16 @@
 //! capability rules; the new token names the gateway in `act`, nests earlier actors, and
 //! never outlives its subject token. Every exchange, granted or denied, is an event.
 
+use super::caller::record_refusal;
 use super::client_auth::AuthenticatedClient;
 use super::error::OAuthError;
 use super::form::Form;
-use super::token::{Issued, respond, run_grant};
+use super::token::{Issued, has_scope, respond, run_grant};
 use crate::actors::CommandContext;
-use crate::actors::aggregate::record_denial;
 use crate::actors::grant::GrantCommand;
 use crate::capabilities::same_resource;
 use crate::clock::Timestamp;
-use crate::events::{ActorClaim, DeniedRequest, RequestDenied, TokenExchanged, TokenKind};
+use crate::events::{ActorClaim, DeniedRequest, TokenExchanged, TokenKind};
 use crate::identity::Profile;
 use crate::secret::SecretHash;
 use crate::server::Warrant;
@@ -70,14 +70,17 @@ async fn deny(
     error: OAuthError,
     context: CommandContext,
 ) -> Result<HttpResponse, OAuthError> {
-    let denial = RequestDenied {
-        request: DeniedRequest::Exchange,
-        error: error.code().to_owned(),
-        reason: error.description().to_owned(),
-        client_id: Some(client.client_id.clone()),
-        subject: subject.map(str::to_owned),
-    };
-    record_denial(warrant.store.as_ref(), denial, context).await?;
+    let client_id = Some(client.client_id.clone());
+    let subject = subject.map(str::to_owned);
+    record_refusal(
+        warrant,
+        DeniedRequest::Exchange,
+        &error,
+        client_id,
+        subject,
+        context,
+    )
+    .await?;
     Err(error)
 }
 
@@ -170,7 +173,7 @@ pub async fn exchange(
         Some(requested) => {
             let granted: Vec<&str> = requested
                 .split(' ')
-                .filter(|s| !s.is_empty() && subject.scope.split(' ').any(|have| have == *s))
+                .filter(|s| !s.is_empty() && has_scope(&subject.scope, s))
                 .collect();
             if granted.is_empty() {
                 return Err(OAuthError::InvalidScope(

@@ -104,6 +104,14 @@ fn routes(config: &mut web::ServiceConfig) {
         );
 }
 
+/// `text` made safe to put into HTML text or a quoted attribute.
+pub(crate) fn escape_html(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
 /// The bearer token of an `Authorization` header (RFC 6750 §2.1), if there is one.
 pub fn bearer_token(request: &actix_web::HttpRequest) -> Option<&str> {
     request

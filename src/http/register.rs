@@ -3,7 +3,7 @@
 //! Secrets are returned once; only their SHA-256 is recorded.
 
 use super::caller::{Permission, permitted};
-use super::error::{OAuthError, no_store};
+use super::error::{OAuthError, no_store, no_store_json};
 use crate::actors::client::{ClientCommand, ClientError};
 use crate::actors::grant::GrantError;
 use crate::actors::{CommandContext, CommandError, Committed};
@@ -91,7 +91,8 @@ pub(super) fn refusal(err: CommandError<ClientError>) -> OAuthError {
     }
 }
 
-async fn visible(warrant: &Warrant, committed: &Committed) {
+/// Waits until the read models show what `committed` recorded.
+pub(super) async fn visible(warrant: &Warrant, committed: &Committed) {
     if let Some(position) = committed.last_position {
         warrant.models.wait_for(position).await;
     }
@@ -117,11 +118,6 @@ fn information(
     body["registration_client_uri"] =
         format!("{}/register/{client_id}", warrant.config.issuer).into();
     body
-}
-
-fn json_response(mut response: actix_web::HttpResponseBuilder, body: Value) -> HttpResponse {
-    no_store(&mut response);
-    response.json(body)
 }
 
 /// `POST /register`: registers a client for a caller granted `allow_dcr`, and answers 201
@@ -157,7 +153,7 @@ pub async fn register(
         body["client_secret_expires_at"] = 0.into();
     }
     body["registration_access_token"] = registration_token.into();
-    Ok(json_response(HttpResponse::Created(), body))
+    Ok(no_store_json(HttpResponse::Created(), body))
 }
 
 /// The client named in the path, if the request carries its registration access token
@@ -198,7 +194,7 @@ pub async fn read(
 ) -> Result<HttpResponse, OAuthError> {
     let view = managed(&warrant, &request, &client_id)?;
     let body = information(&warrant, &client_id, &view.metadata, view.registered_at);
-    Ok(json_response(HttpResponse::Ok(), body))
+    Ok(no_store_json(HttpResponse::Ok(), body))
 }
 
 /// `PUT /register/{client_id}` (RFC 7592 §2.2): replaces the client's metadata as a whole.
@@ -237,7 +233,7 @@ pub async fn update(
         .map_err(refusal)?;
     visible(&warrant, &committed).await;
     let body = information(&warrant, &client_id, &metadata, view.registered_at);
-    Ok(json_response(HttpResponse::Ok(), body))
+    Ok(no_store_json(HttpResponse::Ok(), body))
 }
 
 /// `DELETE /register/{client_id}` (RFC 7592 §2.3): deletes the client and revokes every

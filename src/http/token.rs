@@ -247,7 +247,8 @@ fn id_token_for(
     )
 }
 
-fn has_scope(scope: &str, wanted: &str) -> bool {
+/// Whether the space-separated `scope` holds `wanted`.
+pub(super) fn has_scope(scope: &str, wanted: &str) -> bool {
     scope.split(' ').any(|s| s == wanted)
 }
 

@@ -4,7 +4,7 @@
 use super::error::no_store;
 use crate::clock::Timestamp;
 use crate::events::TokenKind;
-use crate::identity::{Profile, through_funnel};
+use crate::identity::Profile;
 use crate::secret::SecretHash;
 use crate::server::Warrant;
 use actix_web::http::header::WWW_AUTHENTICATE;
@@ -39,7 +39,7 @@ pub async fn userinfo(warrant: web::Data<Warrant>, request: HttpRequest) -> Http
         .clients
         .get(view.client_id)
         .is_some_and(|client| client.funnel);
-    if through_funnel(&request) && !funnel_client {
+    if super::funnel::check_client(&request, view.client_id, funnel_client).is_err() {
         return bearer_error(
             401,
             "Bearer realm=\"warrant\", error=\"invalid_token\", error_description=\"the token's client is not a funnel client\"".into(),
@@ -48,10 +48,7 @@ pub async fn userinfo(warrant: web::Data<Warrant>, request: HttpRequest) -> Http
     let user = Profile::recorded(subject, view.profile);
     let mut body = serde_json::Map::new();
     body.insert("sub".into(), json!(user.login));
-    body.extend(user.claims());
-    for (name, value) in user.rules.extra_claims(&user.login, true) {
-        body.entry(name).or_insert(value);
-    }
+    body.extend(user.released_claims(true));
     let mut response = HttpResponse::Ok();
     no_store(&mut response);
     response.json(body)

@@ -74,6 +74,17 @@ impl Profile {
         self.rules.allows_audience(&self.login, resource)
     }
 
+    /// The claims released about the user: [`Profile::claims`], then the extra claims of the
+    /// rules (for `userinfo`, only those of rules marked `includeInUserInfo`), which never
+    /// replace a claim already there.
+    pub fn released_claims(&self, userinfo: bool) -> serde_json::Map<String, serde_json::Value> {
+        let mut claims = self.claims();
+        for (name, value) in self.rules.extra_claims(&self.login, userinfo) {
+            claims.entry(name).or_insert(value);
+        }
+        claims
+    }
+
     /// The claims describing the user in ID tokens and userinfo, before extra claims:
     /// names and picture, and for a tailnet user tsidp's node claims (`nid`, `node`, `key`,
     /// `addresses`, `uid`, `tailnet`).

@@ -25,13 +25,9 @@ impl Introspection {
         self.0["active"] == true
     }
 
-    /// Its audiences (`aud` may be a string or an array).
+    /// Its audiences.
     pub fn audiences(&self) -> Vec<&str> {
-        match &self.0["aud"] {
-            Value::String(one) => vec![one.as_str()],
-            Value::Array(many) => many.iter().filter_map(Value::as_str).collect(),
-            _ => Vec::new(),
-        }
+        audiences(&self.0["aud"])
     }
 
     /// Whether it is active and names `resource` (RFC 3986-normalized) among its audiences.
@@ -41,6 +37,15 @@ impl Introspection {
                 .audiences()
                 .iter()
                 .any(|aud| crate::capabilities::same_resource(aud, resource))
+    }
+}
+
+/// The audiences of an `aud` value, which RFC 7519 §4.1.3 lets be a string or an array.
+pub fn audiences(aud: &Value) -> Vec<&str> {
+    match aud {
+        Value::String(one) => vec![one.as_str()],
+        Value::Array(many) => many.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
     }
 }
 

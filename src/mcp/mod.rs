@@ -6,7 +6,7 @@ pub mod client;
 pub mod gateway;
 pub mod server;
 
-pub use authority::{Authority, AuthorityError, Exchanged, Introspection};
+pub use authority::{Authority, AuthorityError, Exchanged, Introspection, audiences};
 
 /// The RFC 9728 protected resource metadata path (also served with the resource's path
 /// appended, §3.1).

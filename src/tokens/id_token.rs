@@ -49,10 +49,7 @@ pub fn issue(
     })
     .expect("claims serialize");
     if let Some(members) = claims.as_object_mut() {
-        members.extend(user.claims());
-        for (name, value) in user.rules.extra_claims(&user.login, false) {
-            members.entry(name).or_insert(value);
-        }
+        members.extend(user.released_claims(false));
     }
     mint_id(key, &claims)
 }

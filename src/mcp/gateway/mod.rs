@@ -21,8 +21,11 @@ pub struct Gateway {
     pub cache: ExchangeCache,
     /// The gateway's own resource identifier (its origin, `http://localhost:8003`).
     pub resource: String,
-    /// The upstream MCP server's URL, the audience of exchanged tokens.
+    /// The upstream MCP server's URL as given: the audience of exchanged tokens, spelled as
+    /// the operator spelled it, since resource servers compare strings.
     pub upstream: String,
+    /// The same URL parsed once, to resolve forwarded request paths against.
+    pub upstream_url: url::Url,
     /// The client for upstream requests.
     pub http: reqwest::Client,
     /// Largest request body forwarded.

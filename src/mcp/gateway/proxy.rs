@@ -116,9 +116,7 @@ async fn forward(
             );
         }
     };
-    let url = match url::Url::parse(&gateway.upstream)
-        .and_then(|upstream| upstream.join(&request.uri().to_string()))
-    {
+    let url = match gateway.upstream_url.join(&request.uri().to_string()) {
         Ok(url) => url,
         Err(err) => return failure(400, "invalid_request", err.to_string()),
     };
