@@ -25,12 +25,6 @@ while getopts "d:c:t:w:s:Ph" o; do
   esac
 done
 
-for tool in wrk jq curl; do
-  command -v "$tool" >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk jq curl >/dev/null; }
-done
-cargo build --release --quiet
-bin="${CARGO_TARGET_DIR:-target}/release/warrant"
-
 work="$(mktemp -d)"
 server=""
 cleanup() {
@@ -39,31 +33,16 @@ cleanup() {
   wait 2>/dev/null; rm -rf "$work"
 }
 trap cleanup EXIT
+# shellcheck source=benches/load/common.sh
+source benches/load/common.sh
 
 gateway="http://localhost:8003" mcp_server="http://localhost:8001"
-echo "{\"grants\":[{\"src\":[\"*\"],\"dst\":[\"*\"],\"app\":{\"tailscale.com/cap/tsidp\":[{\"users\":[\"*\"],\"resources\":[\"$gateway\",\"$mcp_server\"],\"allow_dcr\":true}]}}]}" > "$work/grants.json"
-"$bin" serve --dir "$work/data" --port 0 --log warn --enable-sts --grants "$work/grants.json" > "$work/out" &
-server=$!
-for _ in $(seq 100); do grep -q listening "$work/out" 2>/dev/null && break; sleep 0.1; done
-base="$(sed -n 's/^warrant listening on //p' "$work/out")"
-[ -n "$base" ] || { echo "warrant did not start" >&2; exit 1; }
-
-# Prepare through the public API: one confidential client that may do everything, and a
+start_warrant "$gateway" "$mcp_server"
+# Prepared through the public API: one confidential client that may do everything, and a
 # user's access token (code flow with PKCE) to introspect and exchange.
-redirect="http://127.0.0.1:9/cb"
-client="$(curl -sf "$base/register" -H 'content-type: application/json' -d "{\"redirect_uris\":[\"$redirect\"],
-  \"grant_types\":[\"authorization_code\",\"refresh_token\",\"client_credentials\",\"urn:ietf:params:oauth:grant-type:token-exchange\"]}")"
-cid="$(jq -r .client_id <<<"$client")" secret="$(jq -r .client_secret <<<"$client")"
-basic="Basic $(printf '%s:%s' "$cid" "$secret" | base64 -w0)"
-verifier="load-benchmark-code-verifier-0123456789-abcdefghij"
-challenge="$(printf '%s' "$verifier" | openssl dgst -sha256 -binary | base64 -w0 | tr '+/' '-_' | tr -d '=')"
-authorize="/authorize?response_type=code&client_id=$cid&redirect_uri=$redirect&scope=openid%20offline_access&code_challenge=$challenge&code_challenge_method=S256&resource=$gateway"
-code="$(curl -s -o /dev/null -w '%{redirect_url}' "$base$authorize" | sed -n 's/.*[?&]code=\([^&]*\).*/\1/p')"
-user_token="$(curl -sf "$base/token" -H "authorization: $basic" -d "grant_type=authorization_code&code=$code&redirect_uri=$redirect&code_verifier=$verifier" | jq -r .access_token)"
-[ -n "$user_token" ] && [ "$user_token" != null ] || { echo "could not prepare a user token" >&2; exit 1; }
-
-cpu_seconds() { awk '{printf "%.2f", ($14 + $15) / 100}' "/proc/$server/stat"; }
-peak_rss_mib() { awk '/VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$server/status"; }
+register_client
+authorize="$(authorize_path "$gateway")"
+user_token="$(user_token "$gateway")"
 
 run() { # name wrk-env...
   local name="$1"; shift
@@ -72,11 +51,11 @@ run() { # name wrk-env...
   if [ "$WARMUP" != 0 ] && [ "$name" != refresh ]; then
     env "$@" LOAD_NAME="$name" LOAD_THREADS="$THREADS" wrk -t"$THREADS" -c"$CONNS" -d"${WARMUP}s" -s benches/load/scenario.lua "$base$path" >/dev/null
   fi
-  local before; before="$(cpu_seconds)"
+  local before; before="$(cpu_seconds "$server")"
   env "$@" LOAD_NAME="$name" LOAD_THREADS="$THREADS" wrk -t"$THREADS" -c"$CONNS" -d"${DUR}s" --latency -s benches/load/scenario.lua "$base$path" > "$work/$name.txt"
-  local after; after="$(cpu_seconds)"
+  local after; after="$(cpu_seconds "$server")"
   local result; result="$(grep '^RESULT' "$work/$name.txt")"
-  echo "$result cpu_s=$(awk -v a="$after" -v b="$before" 'BEGIN {printf "%.2f", a - b}') peak_rss_mib=$(peak_rss_mib)"
+  echo "$result cpu_s=$(awk -v a="$after" -v b="$before" 'BEGIN {printf "%.2f", a - b}') peak_rss_mib=$(peak_rss_mib "$server")"
   grep '^SAMPLE' "$work/$name.txt" || true
 }
 

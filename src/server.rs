@@ -251,6 +251,7 @@ pub async fn run(
             ))
             .configure(|config| crate::http::mount(config, &prefix, max_body))
     })
+    .on_connect(crate::http::no_delay)
     .disable_signals();
     for listener in listeners {
         server = server.listen(listener)?;

@@ -6,7 +6,12 @@
 --               slices) and every response's rotated token goes back into the pool
 --   code_flow   GET LOAD_AUTHORIZE (auto-approved), then POST the code from its redirect to
 --               the token endpoint with LOAD_AUTH and LOAD_VERIFIER; LOAD_HARVEST, if set, is
---               a file prefix where each thread writes the refresh tokens it receives
+--               a file prefix where each thread writes the tokens it receives (the field
+--               LOAD_HARVEST_FIELD, refresh_token unless set)
+--   mcp_call    POST LOAD_BODY (an MCP JSON-RPC request) in the MCP sessions LOAD_SESSIONS
+--               (space-separated ids, taken in turn), as LOAD_AUTH, or, with LOAD_TOKENS, as
+--               a bearer token used by no other request (the pool is not refilled); the
+--               response must be 200 and contain LOAD_EXPECT
 -- done() prints one line:
 --   RESULT scenario=S requests=N seconds=F rps=F p50_ms=F p99_ms=F p999_ms=F non2xx=N errors=N
 -- and, when a response was not the expected status, SAMPLE with its status and body start.
@@ -22,6 +27,27 @@ function setup(thread)
   table.insert(threads, thread)
 end
 
+local sessions = {}
+for session in string.gmatch(os.getenv("LOAD_SESSIONS") or "", "%S+") do
+  table.insert(sessions, session)
+end
+local turn = 0
+
+local function mcp_headers()
+  turn = turn + 1
+  local headers = {
+    ["Content-Type"] = "application/json",
+    ["Accept"] = "application/json, text/event-stream",
+    ["Mcp-Session-Id"] = sessions[turn % #sessions + 1],
+  }
+  if os.getenv("LOAD_TOKENS") then
+    headers["Authorization"] = "Bearer " .. (table.remove(pool) or "exhausted")
+  else
+    headers["Authorization"] = auth
+  end
+  return headers
+end
+
 local function form_headers()
   local headers = { ["Content-Type"] = "application/x-www-form-urlencoded", ["Accept"] = "application/json" }
   if auth and auth ~= "" then headers["Authorization"] = auth end
@@ -33,7 +59,7 @@ function init(args)
   sample = nil
   pool = {}
   codes = {}
-  if scenario == "refresh" then
+  if os.getenv("LOAD_TOKENS") then
     local i = 0
     for line in io.lines(os.getenv("LOAD_TOKENS")) do
       if i % next_thread_count() == id then table.insert(pool, line) end
@@ -53,6 +79,8 @@ end
 function request()
   if scenario == "form" then
     return wrk.format("POST", nil, form_headers(), os.getenv("LOAD_BODY"))
+  elseif scenario == "mcp_call" then
+    return wrk.format("POST", nil, mcp_headers(), os.getenv("LOAD_BODY"))
   elseif scenario == "refresh" then
     local token = table.remove(pool)
     if token == nil then
@@ -84,7 +112,8 @@ function response(status, headers, body)
     local code = string.match(location, "[?&]code=([^&]+)")
     if code then table.insert(codes, code) end
   end
-  if status ~= expected then
+  local expect = os.getenv("LOAD_EXPECT")
+  if status ~= expected or (expect and not string.find(body or "", expect, 1, true)) then
     bad = bad + 1
     if sample == nil then sample = tostring(status) .. " " .. string.sub(body or "", 1, 200) end
     return
@@ -92,7 +121,7 @@ function response(status, headers, body)
   if scenario == "refresh" then
     table.insert(pool, field(body, "refresh_token"))
   elseif scenario == "code_flow" and harvest and status == 200 then
-    local token = field(body, "refresh_token")
+    local token = field(body, os.getenv("LOAD_HARVEST_FIELD") or "refresh_token")
     if token then harvest:write(token, "\n") end
   end
 end

@@ -4,6 +4,7 @@
 use super::{fail, shutdown_signal};
 use crate::mcp::client::{self, Step};
 use crate::mcp::{Authority, server};
+use axum::serve::ListenerExt;
 use clap::Args;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
@@ -83,6 +84,10 @@ pub fn run_server(args: DemoServerArgs) -> ExitCode {
         };
         println!("demo-server listening on http://127.0.0.1:{port}");
         let _ = std::io::stdout().flush();
+        // Small responses (a tool result in one SSE event) must not wait for Nagle.
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         match axum::serve(listener, server::app(authority, resource))
             .with_graceful_shutdown(shutdown)
             .await

@@ -88,6 +88,7 @@ pub fn run(args: GatewayArgs) -> ExitCode {
                 .app_data(gateway.clone())
                 .configure(routes)
         })
+        .on_connect(crate::http::no_delay)
         .disable_signals()
         .listen(listener)
         {
