@@ -15,9 +15,9 @@ const MAX_CONFLICT_RETRIES: usize = 8;
 /// A consistency boundary whose state is a fold of its own stream.
 pub trait Aggregate: Default + Send + Unpin + 'static {
     /// What it can be asked to do.
-    type Command: Clone + Send + 'static;
+    type Command: Clone + Send + Unpin + 'static;
     /// Why it refuses.
-    type Error: Refusal + Send + 'static;
+    type Error: Refusal + Send + Unpin + 'static;
     /// Its streams are named `{STREAM_PREFIX}{id}`.
     const STREAM_PREFIX: &'static str;
 
@@ -115,7 +115,7 @@ impl<A: Aggregate> Loaded<A> {
     }
 
     /// Decides `command`, appends what it causes at the expected version, and applies it.
-    /// On a version conflict, folds what the other writer appended and decides again.
+    /// On a version conflict, reloads the stream and decides again.
     pub async fn execute(
         &mut self,
         store: &dyn EventStore,
@@ -123,53 +123,106 @@ impl<A: Aggregate> Loaded<A> {
         command: &A::Command,
         context: CommandContext,
     ) -> Result<Committed, CommandError<A::Error>> {
+        let mut outcomes = self
+            .execute_batch(store, id, &[(command.clone(), context)])
+            .await;
+        outcomes.pop().expect("one outcome per command")
+    }
+
+    /// Decides `commands` in order, each against the state the ones before it leave, and
+    /// appends everything they cause in one append at the expected version: one durable write
+    /// for the whole batch, and no command is answered before it. On a version conflict,
+    /// reloads the stream and decides the whole batch again. Returns one outcome per command.
+    /// Refusals' denials are recorded (in one append) after the batch.
+    pub async fn execute_batch(
+        &mut self,
+        store: &dyn EventStore,
+        id: &str,
+        commands: &[(A::Command, CommandContext)],
+    ) -> Vec<Result<Committed, CommandError<A::Error>>> {
         let stream = A::stream(id);
         let mut attempts = 0;
         loop {
-            let (events, refusal) = match self.state.handle(id, command, context.now) {
-                Ok(events) => (events, None),
-                Err(refusal) => (refusal.consequences(), Some(refusal)),
-            };
-            let last_position = if events.is_empty() {
+            let start_version = self.version;
+            let mut decided = Vec::with_capacity(commands.len());
+            let mut batch = Vec::new();
+            for (command, context) in commands {
+                let (events, refusal) = match self.state.handle(id, command, context.now) {
+                    Ok(events) => (events, None),
+                    Err(refusal) => (refusal.consequences(), Some(refusal)),
+                };
+                for event in &events {
+                    // Applied before they are durable, so that the next command of the batch
+                    // sees them; any failure below discards this state.
+                    self.state.apply(event);
+                    batch.push(NewEvent::new(
+                        event.clone(),
+                        context.now,
+                        context.correlation_id,
+                    ));
+                }
+                decided.push((events, refusal));
+            }
+            let last_position = if batch.is_empty() {
                 None
             } else {
-                let batch = events
-                    .iter()
-                    .map(|e| NewEvent::new(e.clone(), context.now, context.correlation_id))
-                    .collect();
                 match store
-                    .append(&stream, ExpectedVersion::Exact(self.version), batch)
+                    .append(&stream, ExpectedVersion::Exact(start_version), batch)
                     .await
                 {
                     Ok(appended) => {
-                        for event in &events {
-                            self.state.apply(event);
-                        }
                         self.version = appended.stream_version;
                         Some(appended.last_position)
                     }
                     Err(StoreError::Conflict { .. }) if attempts < MAX_CONFLICT_RETRIES => {
                         attempts += 1;
-                        self.fold(store.read_stream(&stream, self.version + 1).await?);
+                        match Loaded::load(store, id).await {
+                            Ok(reloaded) => *self = reloaded,
+                            Err(err) => return every_failed(commands.len(), err),
+                        }
                         continue;
                     }
-                    Err(err) => return Err(CommandError::Store(err)),
+                    Err(err) => return every_failed(commands.len(), err),
                 }
             };
-            return match refusal {
-                None => Ok(Committed {
-                    events,
-                    last_position,
-                }),
-                Some(refusal) => {
-                    if let Some(denial) = refusal.denial(id) {
-                        record_denial(store, denial, context).await?;
-                    }
-                    Err(CommandError::Refused(refusal))
-                }
+            let denials: Vec<NewEvent> = decided
+                .iter()
+                .zip(commands)
+                .filter_map(|((_, refusal), (_, context))| {
+                    let denial = refusal.as_ref()?.denial(id)?;
+                    Some(NewEvent::new(denial, context.now, context.correlation_id))
+                })
+                .collect();
+            let denials_failed = if denials.is_empty() {
+                None
+            } else {
+                store
+                    .append(DENIALS_STREAM, ExpectedVersion::Any, denials)
+                    .await
+                    .err()
             };
+            return decided
+                .into_iter()
+                .map(|(events, refusal)| match refusal {
+                    None => Ok(Committed {
+                        events,
+                        last_position,
+                    }),
+                    Some(refusal) => match (&denials_failed, refusal.denial(id)) {
+                        (Some(err), Some(_)) => Err(CommandError::Store(err.clone())),
+                        _ => Err(CommandError::Refused(refusal)),
+                    },
+                })
+                .collect();
         }
     }
+}
+
+/// The same store failure as the outcome of each of `count` commands.
+fn every_failed<T, E>(count: usize, err: StoreError) -> Vec<Result<T, CommandError<E>>> {
+    (0..count)
+        .map(|_| Err(CommandError::Store(err.clone())))
+        .collect()
 }
 
 /// Appends a denial to the denials stream; returns its position.

@@ -3,17 +3,34 @@
 //! live, so memory stays bounded however many aggregates the log holds.
 
 use super::aggregate::{Aggregate, CommandContext, CommandError, Committed, Loaded};
-use crate::events::EventStore;
+use crate::events::{EventStore, StoreError};
 use actix::prelude::*;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
 
-/// The actor owning one aggregate: its mailbox serializes the aggregate's commands.
+/// Most commands decided and written together. A command causes at most a few events (a
+/// grant's creation three), so a batch stays far below `MAX_EVENTS_PER_APPEND`.
+const MAX_BATCH: usize = 64;
+
+/// A command waiting for the aggregate's next write, and where its outcome goes.
+type Waiting<A> = (
+    (<A as Aggregate>::Command, CommandContext),
+    oneshot::Sender<Result<Committed, CommandError<<A as Aggregate>::Error>>>,
+);
+
+/// The actor owning one aggregate. Its commands are decided one after the other, but those
+/// that arrive while a write is in flight are decided together when it is done and written
+/// in one append: a busy aggregate costs one durable write per batch, not per command, and
+/// still no command is answered before its events are durable.
 pub struct AggregateActor<A: Aggregate> {
     id: String,
     store: Arc<dyn EventStore>,
     loaded: Option<Loaded<A>>,
+    waiting: Vec<Waiting<A>>,
+    writing: bool,
+    passivating: bool,
 }
 
 impl<A: Aggregate> Actor for AggregateActor<A> {
@@ -30,17 +47,51 @@ pub struct Execute<A: Aggregate> {
     pub context: CommandContext,
 }
 
-/// Stop the actor once the messages before this one are handled.
+/// Stop the actor once the commands it has taken are answered.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Passivate;
 
 impl<A: Aggregate> Handler<Execute<A>> for AggregateActor<A> {
-    type Result = AtomicResponse<Self, Result<Committed, CommandError<A::Error>>>;
+    type Result = ResponseFuture<Result<Committed, CommandError<A::Error>>>;
 
-    /// Loads the stream on first use, then decides, appends and applies. Atomic: the next
-    /// command waits until this one's events are durable and applied.
-    fn handle(&mut self, msg: Execute<A>, _ctx: &mut Context<Self>) -> Self::Result {
+    /// Queues the command for the next write, starting one if none is in flight.
+    fn handle(&mut self, msg: Execute<A>, ctx: &mut Context<Self>) -> Self::Result {
+        let (answer, outcome) = oneshot::channel();
+        self.waiting.push(((msg.command, msg.context), answer));
+        if !self.writing {
+            self.write(ctx);
+        }
+        Box::pin(async move {
+            outcome.await.unwrap_or_else(|_| {
+                Err(CommandError::Store(StoreError::Unavailable(
+                    "the aggregate's actor stopped before answering".into(),
+                )))
+            })
+        })
+    }
+}
+
+impl<A: Aggregate> AggregateActor<A> {
+    fn new(id: &str, store: Arc<dyn EventStore>) -> AggregateActor<A> {
+        AggregateActor {
+            id: id.to_owned(),
+            store,
+            loaded: None,
+            waiting: Vec::new(),
+            writing: false,
+            passivating: false,
+        }
+    }
+
+    /// Loads the stream on first use, then decides, appends and applies every waiting
+    /// command; when done, answers them and starts the next write if more have arrived.
+    fn write(&mut self, ctx: &mut Context<Self>) {
+        self.writing = true;
+        let rest = self.waiting.split_off(self.waiting.len().min(MAX_BATCH));
+        let (commands, answers): (Vec<_>, Vec<_>) = std::mem::replace(&mut self.waiting, rest)
+            .into_iter()
+            .unzip();
         let store = self.store.clone();
         let id = self.id.clone();
         let loaded = self.loaded.take();
@@ -49,31 +100,50 @@ impl<A: Aggregate> Handler<Execute<A>> for AggregateActor<A> {
                 Some(loaded) => loaded,
                 None => match Loaded::<A>::load(store.as_ref(), &id).await {
                     Ok(loaded) => loaded,
-                    Err(err) => return (None, Err(CommandError::Store(err))),
+                    Err(err) => {
+                        let outcomes = (0..commands.len())
+                            .map(|_| Err(CommandError::Store(err.clone())))
+                            .collect();
+                        return (None, outcomes);
+                    }
                 },
             };
-            let outcome = loaded
-                .execute(store.as_ref(), &id, &msg.command, msg.context)
-                .await;
-            // After a store failure the state may be behind the log: reload next time.
-            let keep = !matches!(outcome, Err(CommandError::Store(_)));
-            (keep.then_some(loaded), outcome)
+            let outcomes = loaded.execute_batch(store.as_ref(), &id, &commands).await;
+            // After a store failure the state may be ahead of or behind the log: reload.
+            let failed = outcomes
+                .iter()
+                .any(|outcome| matches!(outcome, Err(CommandError::Store(_))));
+            ((!failed).then_some(loaded), outcomes)
         };
-        AtomicResponse::new(Box::pin(work.into_actor(self).map(
-            |(loaded, outcome), actor, _| {
-                actor.loaded = loaded;
-                outcome
-            },
-        )))
+        ctx.spawn(
+            work.into_actor(self)
+                .map(move |(loaded, outcomes): (_, Vec<_>), actor, ctx| {
+                    actor.loaded = loaded;
+                    for (answer, outcome) in answers.into_iter().zip(outcomes) {
+                        let _ = answer.send(outcome);
+                    }
+                    actor.writing = false;
+                    if !actor.waiting.is_empty() {
+                        actor.write(ctx);
+                    } else if actor.passivating {
+                        ctx.stop();
+                    }
+                }),
+        );
     }
 }
 
 impl<A: Aggregate> Handler<Passivate> for AggregateActor<A> {
     type Result = ();
 
-    /// Stops the actor; its state lives on in the log.
+    /// Stops the actor, after its write in flight if there is one; its state lives on in
+    /// the log.
     fn handle(&mut self, _: Passivate, ctx: &mut Context<Self>) {
-        ctx.stop();
+        if self.writing {
+            self.passivating = true;
+        } else {
+            ctx.stop();
+        }
     }
 }
 
@@ -150,12 +220,7 @@ impl<A: Aggregate> Registry<A> {
             entry.last_used = now;
             return entry.addr.clone();
         }
-        let addr = AggregateActor::<A> {
-            id: id.to_owned(),
-            store: self.store.clone(),
-            loaded: None,
-        }
-        .start();
+        let addr = AggregateActor::<A>::new(id, self.store.clone()).start();
         live.insert(
             id.to_owned(),
             Entry {

@@ -71,6 +71,35 @@ pub enum StoreError {
     },
 }
 
+/// One failure can be the outcome of several commands (a batch appended at once); an I/O
+/// error is copied by kind and message.
+impl Clone for StoreError {
+    fn clone(&self) -> StoreError {
+        match self {
+            StoreError::Conflict {
+                stream,
+                expected,
+                actual,
+            } => StoreError::Conflict {
+                stream: stream.clone(),
+                expected: *expected,
+                actual: *actual,
+            },
+            StoreError::Invalid(message) => StoreError::Invalid(message.clone()),
+            StoreError::Corrupt(message) => StoreError::Corrupt(message.clone()),
+            StoreError::Undecodable { position, reason } => StoreError::Undecodable {
+                position: *position,
+                reason: reason.clone(),
+            },
+            StoreError::Unavailable(message) => StoreError::Unavailable(message.clone()),
+            StoreError::Io { context, source } => StoreError::Io {
+                context: context.clone(),
+                source: std::io::Error::new(source.kind(), source.to_string()),
+            },
+        }
+    }
+}
+
 impl StoreError {
     /// Wraps an I/O error with what was being done.
     pub fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> StoreError {

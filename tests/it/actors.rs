@@ -212,3 +212,95 @@ async fn two_replicas_rotate_one_refresh_token_exactly_once() {
         })
     ));
 }
+
+/// The real file log, counting the appends made to each stream.
+struct CountingAppends {
+    log: Arc<dyn EventStore>,
+    appends: std::sync::Mutex<std::collections::HashMap<String, usize>>,
+}
+
+#[async_trait::async_trait]
+impl EventStore for CountingAppends {
+    async fn append(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<Appended, StoreError> {
+        *self
+            .appends
+            .lock()
+            .unwrap()
+            .entry(stream.into())
+            .or_default() += 1;
+        self.log.append(stream, expected, events).await
+    }
+
+    async fn read_stream(&self, stream: &str, from: u64) -> Result<Vec<Envelope>, StoreError> {
+        self.log.read_stream(stream, from).await
+    }
+
+    async fn read_all(&self, from: u64, max: usize) -> Result<Vec<Envelope>, StoreError> {
+        self.log.read_all(from, max).await
+    }
+
+    fn head(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.log.head()
+    }
+}
+
+#[actix_rt::test]
+async fn commands_arriving_together_are_decided_in_order_and_written_in_few_appends() {
+    let dir = tempfile::tempdir().unwrap();
+    let counting = Arc::new(CountingAppends {
+        log: store(&dir),
+        appends: Default::default(),
+    });
+    let registry = Registry::<Client>::new(counting.clone(), 10, Duration::from_secs(60));
+    registry.execute("c1", register(), ctx()).await.unwrap();
+
+    // 40 rotations with a deletion in the middle, all sent before any is answered.
+    let commands: Vec<ClientCommand> = (0..41)
+        .map(|i| match i {
+            20 => ClientCommand::Delete,
+            _ => ClientCommand::RotateSecret {
+                secret_hash: SecretHash::of(&format!("secret-{i}")),
+            },
+        })
+        .collect();
+    let outcomes = futures_util::future::join_all(
+        commands
+            .into_iter()
+            .map(|command| registry.execute("c1", command, ctx())),
+    )
+    .await;
+
+    // Each is decided against the state the earlier ones left: the deletion ends the client.
+    for (i, outcome) in outcomes.iter().enumerate() {
+        match (i, outcome) {
+            (0..=19, Ok(committed)) => {
+                assert!(matches!(
+                    committed.events[..],
+                    [Event::ClientSecretRotated(_)]
+                ))
+            }
+            (20, Ok(committed)) => {
+                assert!(matches!(committed.events[..], [Event::ClientDeleted(_)]))
+            }
+            (21.., Err(CommandError::Refused(ClientError::NotFound))) => {}
+            (i, other) => panic!("command {i}: {other:?}"),
+        }
+    }
+    let stream = counting.log.read_stream("client-c1", 1).await.unwrap();
+    assert_eq!(stream.len(), 22, "registration, 20 rotations, deletion");
+    assert!(stream.iter().zip(1..).all(|(e, v)| e.version == v));
+    assert!(matches!(
+        stream.last().unwrap().event,
+        Event::ClientDeleted(_)
+    ));
+    let appends = counting.appends.lock().unwrap()["client-c1"];
+    assert!(
+        appends < 21,
+        "21 commands that changed the client took {appends} appends: not batched"
+    );
+}
