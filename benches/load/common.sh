@@ -1,12 +1,16 @@
 # Shared by benches/load.sh and benches/gateway.sh (sourced, not run): the tools, a warrant
 # in release mode on a fresh data directory, and what a scenario needs prepared through its
 # public API. Expects $work (a scratch directory); sets $bin, $server (warrant's pid), $base.
+# The release build is made first unless WARRANT_BIN names the binary to run.
 
 for tool in wrk jq curl; do
   command -v "$tool" >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk jq curl >/dev/null; }
 done
-cargo build --release --quiet
-bin="$(pwd)/${CARGO_TARGET_DIR:-target}/release/warrant"
+# WARRANT_BIN runs a given build instead (to compare two builds in turn).
+if [ -z "${WARRANT_BIN:-}" ]; then
+  cargo build --release --quiet
+fi
+bin="${WARRANT_BIN:-$(pwd)/${CARGO_TARGET_DIR:-target}/release/warrant}"
 
 # start_warrant RESOURCE...: warrant with token exchange and a grants file letting every user
 # register clients and ask for (or be exchanged to) the given resources.
