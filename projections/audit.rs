@@ -48,12 +48,40 @@ impl Audit {
             .map_or(&[], Vec::as_slice)
     }
 
+    /// A copy of the grants map with room for `incoming` more, if it has not: growing it
+    /// rehashes every grant, so it is done ahead of a batch while readers go on (see
+    /// [`super::ReadModels::room_for`]).
+    pub fn room_for(&self, incoming: usize) -> Option<HashMap<Uuid, (Sym, Sym)>> {
+        (self.grants.capacity() - self.grants.len() < incoming).then(|| {
+            let mut grown = HashMap::with_capacity(
+                (self.grants.len() + incoming).max(2 * self.grants.capacity()),
+            );
+            grown.extend(self.grants.iter().map(|(id, names)| (*id, *names)));
+            grown
+        })
+    }
+
+    /// Swaps in what [`Audit::room_for`] grew (nothing may have changed in between) and
+    /// returns what it replaced, to be dropped after the write lock is released.
+    pub fn make_room(
+        &mut self,
+        grants: Option<HashMap<Uuid, (Sym, Sym)>>,
+    ) -> Option<HashMap<Uuid, (Sym, Sym)>> {
+        let mut grants = grants?;
+        debug_assert_eq!(grants.len(), self.grants.len(), "the map changed meanwhile");
+        std::mem::swap(&mut self.grants, &mut grants);
+        Some(grants)
+    }
+
     /// Folds one event.
     pub fn apply(&mut self, envelope: &Envelope) {
-        *self
-            .counts
-            .entry(envelope.event.event_type().to_owned())
-            .or_default() += 1;
+        let event_type = envelope.event.event_type();
+        match self.counts.get_mut(event_type) {
+            Some(count) => *count += 1,
+            None => {
+                self.counts.insert(event_type.to_owned(), 1);
+            }
+        }
         let (client, subject): (Option<&str>, Option<&str>) = match &envelope.event {
             Event::ClientRegistered(e) => (Some(&e.client_id), e.registered_by.as_deref()),
             Event::ClientUpdated(e) => (Some(&e.client_id), None),

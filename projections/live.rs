@@ -68,13 +68,18 @@ impl LiveModels {
         let mut last_written = Instant::now();
         loop {
             let batch = subscription.next_batch(FOLD_BATCH).await?;
-            let position = {
+            // Only this task changes the models, so the room made under the read lock still
+            // fits when the write lock is taken.
+            let room = self.read().room_for(batch.len());
+            let (position, replaced) = {
                 let mut models = self.models.write().unwrap();
+                let replaced = models.make_room(room);
                 for envelope in &batch {
                     models.apply(envelope);
                 }
-                models.position
+                (models.position, replaced)
             };
+            drop(replaced);
             self.applied.send_replace(position);
             if let Some(policy) = &policy
                 && position - checkpointed >= policy.every_events

@@ -1,7 +1,8 @@
 # Shared by benches/load.sh and benches/gateway.sh (sourced, not run): the tools, a warrant
 # in release mode on a fresh data directory, and what a scenario needs prepared through its
 # public API. Expects $work (a scratch directory); sets $bin, $server (warrant's pid), $base.
-# The release build is made first unless WARRANT_BIN names the binary to run.
+# The release build is made first unless WARRANT_BIN names the binary to run;
+# WARRANT_SERVE_ARGS adds flags to `warrant serve`.
 
 for tool in wrk jq curl; do
   command -v "$tool" >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk jq curl >/dev/null; }
@@ -17,7 +18,8 @@ bin="${WARRANT_BIN:-$(pwd)/${CARGO_TARGET_DIR:-target}/release/warrant}"
 start_warrant() {
   local resources; resources="$(printf '%s\n' "$@" | jq -R . | jq -sc .)"
   echo "{\"grants\":[{\"src\":[\"*\"],\"dst\":[\"*\"],\"app\":{\"tailscale.com/cap/tsidp\":[{\"users\":[\"*\"],\"resources\":$resources,\"allow_dcr\":true}]}}]}" > "$work/grants.json"
-  "$bin" serve --dir "$work/data" --port 0 --log warn --enable-sts --grants "$work/grants.json" > "$work/out" &
+  # shellcheck disable=SC2086 # WARRANT_SERVE_ARGS: extra flags, word-split on purpose
+  "$bin" serve --dir "$work/data" --port 0 --log warn --enable-sts --grants "$work/grants.json" ${WARRANT_SERVE_ARGS:-} > "$work/out" &
   server=$!
   base="$(listening_url "$work/out")"
 }
