@@ -1,5 +1,11 @@
 //! The grant aggregate (`grant-{grant_id}`): a token family. It issues and rotates refresh
 //! tokens, records exchanges of its access tokens, and revokes tokens or itself whole.
+//!
+//! Its state is what its decisions must see in order: whether it is live, its refresh token
+//! and the ones already used, and the tokens revoked one by one. What never changes about a
+//! token (its client, its expiry) is not kept per token here: a command about a token brings
+//! those facts along from the token model ([`IssuedToken`]), which holds every token before
+//! it is handed out. So a grant with a hundred thousand exchanged tokens stays small.
 
 use super::aggregate::{Aggregate, Refusal};
 use crate::clock::Timestamp;
@@ -8,7 +14,7 @@ use crate::events::{
     RefreshTokenRotated, RequestDenied, RevocationReason, TokenExchanged, TokenKind, TokenRevoked,
 };
 use crate::secret::SecretHash;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use uuid::Uuid;
 
 /// The longest `act` chain an exchanged token may carry (RFC 8693 §4.1 nests one level per
@@ -22,15 +28,20 @@ pub struct Grant {
     revoked: Option<RevocationReason>,
     refresh: Option<(SecretHash, Timestamp)>,
     used_refresh: HashSet<SecretHash>,
-    access: HashMap<Uuid, AccessToken>,
-    access_by_hash: HashMap<SecretHash, Uuid>,
+    revoked_tokens: HashSet<SecretHash>,
 }
 
-#[derive(Clone, Debug, PartialEq)]
-struct AccessToken {
-    client_id: String,
-    expires_at: Timestamp,
-    revoked: bool,
+/// What never changes about one of the grant's tokens, as the token model records it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IssuedToken {
+    /// SHA-256 of the token.
+    pub hash: SecretHash,
+    /// Access or refresh.
+    pub kind: TokenKind,
+    /// The client it was issued to.
+    pub client_id: String,
+    /// When it expires.
+    pub expires_at: Timestamp,
 }
 
 /// What a grant can be asked to do.
@@ -59,11 +70,16 @@ pub enum GrantCommand {
         refresh_expires_at: Timestamp,
     },
     /// Record the exchange of one of this grant's access tokens (RFC 8693).
-    Exchange(Box<TokenExchanged>),
+    Exchange {
+        /// The exchange.
+        exchanged: Box<TokenExchanged>,
+        /// The subject token.
+        subject: IssuedToken,
+    },
     /// Revoke one token at a client's request (RFC 7009).
     RevokeToken {
-        /// SHA-256 of the token.
-        token_hash: SecretHash,
+        /// The token.
+        token: IssuedToken,
         /// The authenticated client asking.
         client_id: String,
     },
@@ -101,7 +117,7 @@ pub enum GrantError {
     /// The refresh token is past its lifetime.
     #[error("refresh token expired")]
     RefreshTokenExpired,
-    /// The subject token of an exchange is unknown, expired or revoked.
+    /// The subject token of an exchange is expired or revoked, or its grant is.
     #[error("subject token is not active")]
     SubjectTokenInactive,
     /// The `act` chain is too long.
@@ -202,13 +218,16 @@ impl Grant {
         }
     }
 
-    fn exchange(&self, exchanged: &TokenExchanged, now: Timestamp) -> Result<(), GrantError> {
+    fn exchange(
+        &self,
+        exchanged: &TokenExchanged,
+        subject: &IssuedToken,
+        now: Timestamp,
+    ) -> Result<(), GrantError> {
         self.live().map_err(|_| GrantError::SubjectTokenInactive)?;
-        let subject = self
-            .access
-            .get(&exchanged.subject_jti)
-            .filter(|t| !t.revoked && now < t.expires_at)
-            .ok_or(GrantError::SubjectTokenInactive)?;
+        if self.revoked_tokens.contains(&subject.hash) || now >= subject.expires_at {
+            return Err(GrantError::SubjectTokenInactive);
+        }
         if exchanged.actor.depth() > MAX_ACTOR_DEPTH {
             return Err(GrantError::ActorChainTooDeep);
         }
@@ -220,65 +239,34 @@ impl Grant {
 
     /// RFC 7009 §2.1: a token may be revoked by the client it was issued to: an access token
     /// by its own client (an exchanged one by the gateway), a refresh token by the grant's.
-    fn revoke_token(
-        &self,
-        token_hash: &SecretHash,
-        client_id: &str,
-    ) -> Result<Vec<Event>, GrantError> {
+    /// Revoking the current refresh token revokes the grant; a rotated one is already dead.
+    fn revoke_token(&self, token: &IssuedToken, client_id: &str) -> Result<Vec<Event>, GrantError> {
         let created = self.live()?;
         let grant_id = created.grant_id;
-        if self.refresh.is_some_and(|(hash, _)| hash == *token_hash) {
-            if created.client_id != client_id {
-                return Err(GrantError::WrongClient);
-            }
-            return Ok(vec![
-                GrantRevoked {
-                    grant_id,
-                    reason: RevocationReason::ClientRequest,
-                }
-                .into(),
-            ]);
-        }
-        let Some(token) = self
-            .access_by_hash
-            .get(token_hash)
-            .and_then(|jti| self.access.get(jti))
-        else {
-            return Ok(Vec::new());
-        };
         if token.client_id != client_id {
             return Err(GrantError::WrongClient);
         }
-        Ok(if token.revoked {
-            Vec::new()
-        } else {
-            vec![
+        Ok(match token.kind {
+            TokenKind::Refresh if self.refresh.is_some_and(|(hash, _)| hash == token.hash) => {
+                vec![
+                    GrantRevoked {
+                        grant_id,
+                        reason: RevocationReason::ClientRequest,
+                    }
+                    .into(),
+                ]
+            }
+            TokenKind::Refresh => Vec::new(),
+            TokenKind::Access if self.revoked_tokens.contains(&token.hash) => Vec::new(),
+            TokenKind::Access => vec![
                 TokenRevoked {
                     grant_id,
-                    token_hash: *token_hash,
+                    token_hash: token.hash,
                     kind: TokenKind::Access,
                 }
                 .into(),
-            ]
+            ],
         })
-    }
-
-    fn track_access(
-        &mut self,
-        jti: Uuid,
-        token_hash: SecretHash,
-        client_id: &str,
-        expires_at: Timestamp,
-    ) {
-        self.access.insert(
-            jti,
-            AccessToken {
-                client_id: client_id.to_owned(),
-                expires_at,
-                revoked: false,
-            },
-        );
-        self.access_by_hash.insert(token_hash, jti);
     }
 }
 
@@ -325,14 +313,11 @@ impl Aggregate for Grant {
                     access.clone().into(),
                 ])
             }
-            GrantCommand::Exchange(exchanged) => {
-                self.exchange(exchanged, now)?;
+            GrantCommand::Exchange { exchanged, subject } => {
+                self.exchange(exchanged, subject, now)?;
                 Ok(vec![exchanged.as_ref().clone().into()])
             }
-            GrantCommand::RevokeToken {
-                token_hash,
-                client_id,
-            } => self.revoke_token(token_hash, client_id),
+            GrantCommand::RevokeToken { token, client_id } => self.revoke_token(token, client_id),
             GrantCommand::Revoke { reason } => {
                 let created = self.live()?;
                 Ok(vec![
@@ -349,25 +334,13 @@ impl Aggregate for Grant {
     fn apply(&mut self, event: &Event) {
         match event {
             Event::GrantCreated(e) => self.created = Some(e.clone()),
-            Event::AccessTokenIssued(e) => {
-                self.track_access(e.jti, e.token_hash, &e.client_id, e.expires_at)
-            }
-            Event::TokenExchanged(e) => {
-                self.track_access(e.jti, e.token_hash, &e.client_id, e.expires_at)
-            }
             Event::RefreshTokenIssued(e) => self.refresh = Some((e.token_hash, e.expires_at)),
             Event::RefreshTokenRotated(e) => {
                 self.used_refresh.insert(e.previous_hash);
                 self.refresh = Some((e.token_hash, e.expires_at));
             }
             Event::TokenRevoked(e) => {
-                if let Some(token) = self
-                    .access_by_hash
-                    .get(&e.token_hash)
-                    .and_then(|jti| self.access.get_mut(jti))
-                {
-                    token.revoked = true;
-                }
+                self.revoked_tokens.insert(e.token_hash);
             }
             Event::GrantRevoked(e) => {
                 self.revoked.get_or_insert(e.reason);
@@ -492,7 +465,20 @@ mod tests {
         assert_eq!(grant.revoked(), None, "no refusal above revokes anything");
     }
 
-    fn exchange(jti: u128, subject_jti: u128, depth: usize, expires_at: i64) -> GrantCommand {
+    /// Token `text` of this grant as the token model knows it: issued to `client`, expiring
+    /// at `expires_at` (ms).
+    fn issued(text: &str, kind: TokenKind, client: &str, expires_at: i64) -> IssuedToken {
+        IssuedToken {
+            hash: SecretHash::of(text),
+            kind,
+            client_id: client.into(),
+            expires_at: Timestamp(expires_at),
+        }
+    }
+
+    /// The exchange of `subject` (expiring at 3,600,000 ms) for token `ex-{jti}` by gateway
+    /// `gw`, with an `act` chain `depth` deep.
+    fn exchange(jti: u128, subject: IssuedToken, depth: usize, expires_at: i64) -> GrantCommand {
         let mut actor = ActorClaim {
             sub: "gw".into(),
             client_id: Some("gw".into()),
@@ -505,9 +491,9 @@ mod tests {
                 act: Some(Box::new(actor)),
             };
         }
-        GrantCommand::Exchange(Box::new(TokenExchanged {
+        let exchanged = Box::new(TokenExchanged {
             grant_id: GRANT,
-            subject_jti: Uuid::from_u128(subject_jti),
+            subject_jti: Uuid::from_u128(10),
             jti: Uuid::from_u128(jti),
             token_hash: SecretHash::of(&format!("ex-{jti}")),
             client_id: "gw".into(),
@@ -517,46 +503,49 @@ mod tests {
             scope: "openid".into(),
             issued_at: Timestamp(1000),
             expires_at: Timestamp(expires_at),
-        }))
+        });
+        GrantCommand::Exchange { exchanged, subject }
+    }
+
+    fn at_1() -> IssuedToken {
+        issued("at-1", TokenKind::Access, "c1", 3_600_000)
     }
 
     #[test]
     fn exchange_needs_an_active_subject_token_and_a_short_chain() {
         let mut grant = created();
-        assert!(run(&mut grant, exchange(20, 10, 1, 3_600_000), 1000).is_ok());
+        assert!(run(&mut grant, exchange(20, at_1(), 1, 3_600_000), 1000).is_ok());
+        let ex_20 = issued("ex-20", TokenKind::Access, "gw", 3_600_000);
         assert!(
-            run(&mut grant, exchange(21, 20, 2, 3_000_000), 1000).is_ok(),
+            run(&mut grant, exchange(21, ex_20, 2, 3_000_000), 1000).is_ok(),
             "exchanged tokens chain"
         );
         assert_eq!(
-            run(&mut grant, exchange(22, 99, 1, 1000), 1000).unwrap_err(),
-            GrantError::SubjectTokenInactive
-        );
-        assert_eq!(
-            run(&mut grant, exchange(23, 10, 1, 3_600_001), 1000).unwrap_err(),
+            run(&mut grant, exchange(23, at_1(), 1, 3_600_001), 1000).unwrap_err(),
             GrantError::OutlivesSubject
         );
         assert_eq!(
             run(
                 &mut grant,
-                exchange(24, 10, MAX_ACTOR_DEPTH + 1, 1000),
+                exchange(24, at_1(), MAX_ACTOR_DEPTH + 1, 1000),
                 1000
             )
             .unwrap_err(),
             GrantError::ActorChainTooDeep
         );
         assert_eq!(
-            run(&mut grant, exchange(25, 10, 1, 1000), 3_600_000).unwrap_err(),
-            GrantError::SubjectTokenInactive
+            run(&mut grant, exchange(25, at_1(), 1, 1000), 3_600_000).unwrap_err(),
+            GrantError::SubjectTokenInactive,
+            "the subject token has expired"
         );
     }
 
     #[test]
     fn an_exchanged_token_is_revoked_by_the_gateway_it_was_issued_to() {
         let mut grant = created();
-        run(&mut grant, exchange(20, 10, 1, 1000), 0).unwrap();
+        run(&mut grant, exchange(20, at_1(), 1, 1000), 0).unwrap();
         let by = |client: &str| GrantCommand::RevokeToken {
-            token_hash: SecretHash::of("ex-20"),
+            token: issued("ex-20", TokenKind::Access, "gw", 1000),
             client_id: client.into(),
         };
         assert_eq!(
@@ -567,13 +556,19 @@ mod tests {
             run(&mut grant, by("gw"), 0).unwrap()[..],
             [Event::TokenRevoked(_)]
         ));
+        let ex_20 = issued("ex-20", TokenKind::Access, "gw", 1000);
+        assert_eq!(
+            run(&mut grant, exchange(21, ex_20, 2, 1000), 0).unwrap_err(),
+            GrantError::SubjectTokenInactive,
+            "a revoked token cannot be exchanged"
+        );
     }
 
     #[test]
     fn revoking_the_refresh_token_revokes_the_grant_and_access_token_alone() {
         let mut grant = created();
         let revoke_at = GrantCommand::RevokeToken {
-            token_hash: SecretHash::of("at-1"),
+            token: at_1(),
             client_id: "c1".into(),
         };
         assert!(matches!(
@@ -585,14 +580,27 @@ mod tests {
             "already revoked: nothing new"
         );
         assert_eq!(
-            run(&mut grant, exchange(20, 10, 1, 1000), 0).unwrap_err(),
+            run(&mut grant, exchange(20, at_1(), 1, 1000), 0).unwrap_err(),
             GrantError::SubjectTokenInactive
         );
+        assert_eq!(grant.revoked(), None, "the grant lives on");
         let revoke_rt = GrantCommand::RevokeToken {
-            token_hash: SecretHash::of("rt-1"),
+            token: issued("rt-1", TokenKind::Refresh, "c1", 86_400_000),
             client_id: "c1".into(),
         };
         run(&mut grant, revoke_rt, 0).unwrap();
         assert_eq!(grant.revoked(), Some(RevocationReason::ClientRequest));
+    }
+
+    #[test]
+    fn a_rotated_refresh_token_revoked_changes_nothing() {
+        let mut grant = created();
+        run(&mut grant, refresh("rt-1", "rt-2", 11), 1000).unwrap();
+        let revoke_old = GrantCommand::RevokeToken {
+            token: issued("rt-1", TokenKind::Refresh, "c1", 86_400_000),
+            client_id: "c1".into(),
+        };
+        assert!(run(&mut grant, revoke_old, 2000).unwrap().is_empty());
+        assert_eq!(grant.revoked(), None);
     }
 }

@@ -7,9 +7,10 @@ use super::caller::record_refusal;
 use super::client_auth::AuthenticatedClient;
 use super::error::OAuthError;
 use super::form::Form;
+use super::issued_token;
 use super::token::{Issued, has_scope, respond, run_grant};
 use crate::actors::CommandContext;
-use crate::actors::grant::GrantCommand;
+use crate::actors::grant::{GrantCommand, IssuedToken};
 use crate::capabilities::same_resource;
 use crate::clock::Timestamp;
 use crate::events::{ActorClaim, DeniedRequest, TokenExchanged, TokenKind};
@@ -29,6 +30,7 @@ const JWT_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
 
 /// An active access token presented as subject or actor.
 struct Presented {
+    token: IssuedToken,
     grant_id: Uuid,
     jti: Uuid,
     client_id: String,
@@ -42,11 +44,13 @@ struct Presented {
 /// Looks up an active warrant access token by its text.
 fn active_access_token(warrant: &Warrant, token: &str, now: Timestamp) -> Option<Presented> {
     let models = warrant.models.read();
-    let view = models.tokens.by_hash(&SecretHash::of(token))?;
+    let hash = SecretHash::of(token);
+    let view = models.tokens.by_hash(&hash)?;
     if view.kind != TokenKind::Access || !view.is_active(now.unix_seconds()) {
         return None;
     }
     Some(Presented {
+        token: issued_token(hash, &view),
         grant_id: view.grant_id,
         jti: view.jti?,
         client_id: view.client_id.to_owned(),
@@ -221,7 +225,10 @@ pub async fn exchange(
     let committed = run_grant(
         warrant,
         subject.grant_id,
-        GrantCommand::Exchange(Box::new(exchanged)),
+        GrantCommand::Exchange {
+            exchanged: Box::new(exchanged),
+            subject: subject.token,
+        },
         now,
     )
     .await?;

@@ -113,6 +113,19 @@ pub fn no_delay(connection: &dyn std::any::Any, _: &mut actix_web::dev::Extensio
     }
 }
 
+/// What the grant actor is told about one of its tokens: the facts the token model holds.
+pub(crate) fn issued_token(
+    hash: crate::secret::SecretHash,
+    view: &crate::projections::tokens::TokenView<'_>,
+) -> crate::actors::grant::IssuedToken {
+    crate::actors::grant::IssuedToken {
+        hash,
+        kind: view.kind,
+        client_id: view.client_id.to_owned(),
+        expires_at: crate::clock::Timestamp(view.expires_at * 1000),
+    }
+}
+
 /// `text` made safe to put into HTML text or a quoted attribute.
 pub(crate) fn escape_html(text: &str) -> String {
     text.replace('&', "&amp;")

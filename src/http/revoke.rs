@@ -3,7 +3,7 @@
 
 use super::client_auth::authenticate;
 use super::error::{OAuthError, no_store};
-use super::form;
+use super::{form, issued_token};
 use crate::actors::grant::GrantCommand;
 use crate::actors::{CommandContext, CommandError};
 use crate::clock::Timestamp;
@@ -19,15 +19,18 @@ pub async fn revoke(
 ) -> Result<HttpResponse, OAuthError> {
     let form = form::read(&request, payload, warrant.config.max_body).await?;
     let token_hash = SecretHash::of(form.required("token")?);
-    let (client, grant_id) = {
+    let (client, known) = {
         let models = warrant.models.read();
         let client = authenticate(&request, &form, &models.clients)?;
-        let grant_id = models.tokens.by_hash(&token_hash).map(|view| view.grant_id);
-        (client, grant_id)
+        let known = models
+            .tokens
+            .by_hash(&token_hash)
+            .map(|view| (view.grant_id, issued_token(token_hash, &view)));
+        (client, known)
     };
-    if let Some(grant_id) = grant_id {
+    if let Some((grant_id, token)) = known {
         let command = GrantCommand::RevokeToken {
-            token_hash,
+            token,
             client_id: client.client_id,
         };
         let committed = warrant

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
-use warrant::actors::grant::{Grant, GrantCommand};
+use warrant::actors::grant::{Grant, GrantCommand, IssuedToken};
 use warrant::actors::{CommandContext, Registry};
 use warrant::clock::Timestamp;
 use warrant::events::filelog::{FileLog, FileLogOptions};
@@ -86,15 +86,22 @@ async fn busy_history(store: &Arc<dyn EventStore>) -> u64 {
                 .unwrap_err();
         }
     }
+    // What the token model says of family i's access token `at-{i}`.
+    let at = |i: u128| IssuedToken {
+        hash: SecretHash::of(&format!("at-{i}")),
+        kind: TokenKind::Access,
+        client_id: format!("client-{i}"),
+        expires_at: NOW.plus_seconds(3600),
+    };
     let revoke = GrantCommand::RevokeToken {
-        token_hash: SecretHash::of("at-2"),
+        token: at(2),
         client_id: "client-2".into(),
     };
     grants
         .execute(&grant(2).to_string(), revoke, ctx)
         .await
         .unwrap();
-    let exchange = GrantCommand::Exchange(Box::new(TokenExchanged {
+    let exchanged = Box::new(TokenExchanged {
         grant_id: grant(4),
         subject_jti: Uuid::from_u128(0x7a1_0000_0000 + 4),
         jti: Uuid::from_u128(77),
@@ -110,7 +117,11 @@ async fn busy_history(store: &Arc<dyn EventStore>) -> u64 {
         scope: "openid".into(),
         issued_at: NOW,
         expires_at: NOW.plus_seconds(300),
-    }));
+    });
+    let exchange = GrantCommand::Exchange {
+        exchanged,
+        subject: at(4),
+    };
     let committed = grants
         .execute(&grant(4).to_string(), exchange, ctx)
         .await
