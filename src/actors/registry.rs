@@ -192,6 +192,23 @@ impl<A: Aggregate> Registry<A> {
         }
     }
 
+    /// Runs a command that creates aggregate `id`, a fresh id nobody else knows yet,
+    /// without starting an actor for it: it is decided against the empty state and appended
+    /// at version 0. Should the stream exist after all, the conflict reloads it and the
+    /// command is decided again (and refused). The aggregate's actor starts with its next
+    /// command. Most aggregates are created and then left alone (a client-credentials grant,
+    /// an authorization session), so they never cost an actor.
+    pub async fn create(
+        &self,
+        id: &str,
+        command: A::Command,
+        context: CommandContext,
+    ) -> Result<Committed, CommandError<A::Error>> {
+        Loaded::<A>::default()
+            .execute(self.store.as_ref(), id, &command, context)
+            .await
+    }
+
     /// How many actors are live.
     pub fn live(&self) -> usize {
         self.live.lock().unwrap().len()

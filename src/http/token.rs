@@ -139,7 +139,7 @@ async fn client_credentials(
         access: minted.event,
         refresh: None,
     };
-    let committed = run_grant(warrant, grant_id, command, now).await?;
+    let committed = create_grant(warrant, grant_id, command, now).await?;
     respond(warrant, &committed, Issued::access(minted.token, &scope)).await
 }
 
@@ -188,10 +188,29 @@ pub(super) async fn run_grant(
         .grants
         .execute(&grant_id.to_string(), command, CommandContext::at(now))
         .await
-        .map_err(|err| match err {
-            CommandError::Refused(refusal) => OAuthError::InvalidGrant(refusal.to_string()),
-            CommandError::Store(err) => err.into(),
-        })
+        .map_err(grant_refused)
+}
+
+/// Creates grant `grant_id` (a fresh id) with `command`, a [`GrantCommand::Create`].
+async fn create_grant(
+    warrant: &Warrant,
+    grant_id: Uuid,
+    command: GrantCommand,
+    now: Timestamp,
+) -> Result<Committed, OAuthError> {
+    warrant
+        .actors
+        .grants
+        .create(&grant_id.to_string(), command, CommandContext::at(now))
+        .await
+        .map_err(grant_refused)
+}
+
+fn grant_refused(err: CommandError<GrantError>) -> OAuthError {
+    match err {
+        CommandError::Refused(refusal) => OAuthError::InvalidGrant(refusal.to_string()),
+        CommandError::Store(err) => err.into(),
+    }
 }
 
 /// Waits until the read models show what was committed, then answers (RFC 6749 §5.1).
@@ -367,7 +386,7 @@ async fn authorization_code(
             expires_at: now.plus_seconds(REFRESH_TOKEN_SECONDS),
         }),
     };
-    let committed = run_grant(warrant, grant_id, command, now).await?;
+    let committed = create_grant(warrant, grant_id, command, now).await?;
     respond(
         warrant,
         &committed,

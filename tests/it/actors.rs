@@ -304,3 +304,29 @@ async fn commands_arriving_together_are_decided_in_order_and_written_in_few_appe
         "21 commands that changed the client took {appends} appends: not batched"
     );
 }
+
+#[actix_rt::test]
+async fn a_creation_starts_no_actor_and_cannot_create_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = store(&dir);
+    let registry = Registry::<Client>::new(log.clone(), 10, Duration::from_secs(60));
+    let created = registry.create("c1", register(), ctx()).await.unwrap();
+    assert!(matches!(created.events[..], [Event::ClientRegistered(_)]));
+    assert_eq!(registry.live(), 0, "no actor for a creation");
+
+    // The id was not fresh after all: the append conflicts, the command is decided again
+    // against what the stream holds, and refused; nothing is appended.
+    let again = registry.create("c1", register(), ctx()).await.unwrap_err();
+    assert!(matches!(
+        again,
+        CommandError::Refused(ClientError::AlreadyRegistered(_))
+    ));
+    let rotate = ClientCommand::RotateSecret {
+        secret_hash: SecretHash::of("t"),
+    };
+    registry.execute("c1", rotate, ctx()).await.unwrap();
+    assert_eq!(registry.live(), 1, "the next command starts the actor");
+    let stream = log.read_stream("client-c1", 1).await;
+    let versions: Vec<u64> = stream.unwrap().iter().map(|e| e.version).collect();
+    assert_eq!(versions, [1, 2]);
+}
