@@ -2,6 +2,7 @@
 //! stream holds. Rebuilt from the segments on every open; only the writer changes it.
 
 use hashbrown::HashMap;
+use smallvec::SmallVec;
 use std::fs::File;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
@@ -60,7 +61,58 @@ pub struct Index {
     /// `locations[p - 1]` is where position `p` is.
     locations: Vec<Location>,
     /// The positions of each stream's events, in version order.
-    streams: HashMap<Box<str>, Vec<u64>>,
+    streams: HashMap<StreamKey, Positions>,
+    /// The prefixes of the streams named `{prefix}{uuid}`, numbered by first use.
+    prefixes: Vec<Box<str>>,
+}
+
+/// A stream's positions; most streams hold one or two events, kept inline.
+type Positions = SmallVec<[u64; 2]>;
+
+/// A stream's name, compactly. The aggregates name their streams `{prefix}{uuid}` (a UUID in
+/// its lower-case hyphenated form): those are kept as the prefix's number and the UUID's 16
+/// bytes instead of a 40-odd byte string on the heap; any other name is kept as it is.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum StreamKey {
+    Uuid { prefix: u32, id: [u8; 16] },
+    Other(Box<str>),
+}
+
+/// A [`StreamKey`] to look up, borrowing the name; it hashes as the key it stands for.
+#[derive(Hash)]
+enum KeyRef<'a> {
+    Uuid { prefix: u32, id: [u8; 16] },
+    Other(&'a str),
+}
+
+impl hashbrown::Equivalent<StreamKey> for KeyRef<'_> {
+    fn equivalent(&self, key: &StreamKey) -> bool {
+        match (self, key) {
+            (KeyRef::Uuid { prefix, id }, StreamKey::Uuid { prefix: p, id: i }) => {
+                prefix == p && id == i
+            }
+            (KeyRef::Other(name), StreamKey::Other(other)) => **name == **other,
+            _ => false,
+        }
+    }
+}
+
+/// `name` split into a prefix and a UUID in the form `Uuid` prints, if it is one.
+fn split_uuid(name: &str) -> Option<(&str, uuid::Uuid)> {
+    let at = name.len().checked_sub(36)?;
+    let (prefix, tail) = (name.get(..at)?, name.get(at..)?);
+    let id = uuid::Uuid::try_parse(tail).ok()?;
+    let mut printed = [0u8; 36];
+    (id.hyphenated().encode_lower(&mut printed).as_bytes() == tail.as_bytes())
+        .then_some((prefix, id))
+}
+
+/// Grown copies of what a batch of appends would make the index grow; see
+/// [`Index::room_for`].
+#[derive(Debug, Default)]
+pub struct Room {
+    locations: Option<Vec<Location>>,
+    streams: Option<HashMap<StreamKey, Positions>>,
 }
 
 /// A contiguous run of records inside one segment.
@@ -86,7 +138,78 @@ impl Index {
 
     /// How many events `stream` holds.
     pub fn stream_version(&self, stream: &str) -> u64 {
-        self.streams.get(stream).map_or(0, |p| p.len() as u64)
+        self.positions(stream).map_or(0, |p| p.len() as u64)
+    }
+
+    /// The key `stream` has, if the index knows its prefix.
+    fn key<'a>(&self, stream: &'a str) -> Option<KeyRef<'a>> {
+        Some(match split_uuid(stream) {
+            Some((prefix, id)) => KeyRef::Uuid {
+                prefix: self.prefixes.iter().position(|p| **p == *prefix)? as u32,
+                id: id.into_bytes(),
+            },
+            None => KeyRef::Other(stream),
+        })
+    }
+
+    /// The key for `stream`, numbering its prefix if it is new.
+    fn key_or_new(&mut self, stream: &str) -> StreamKey {
+        let Some((prefix, id)) = split_uuid(stream) else {
+            return StreamKey::Other(stream.into());
+        };
+        let number = match self.prefixes.iter().position(|p| **p == *prefix) {
+            Some(number) => number,
+            None => {
+                self.prefixes.push(prefix.into());
+                self.prefixes.len() - 1
+            }
+        };
+        StreamKey::Uuid {
+            prefix: number as u32,
+            id: id.into_bytes(),
+        }
+    }
+
+    fn positions(&self, stream: &str) -> Option<&Positions> {
+        self.streams.get(&self.key(stream)?)
+    }
+
+    /// Room for `events` more records in up to `streams` new streams. Growing the location
+    /// vector copies it and growing the stream map rehashes every stream (tens of
+    /// milliseconds at a few hundred thousand streams, while every reader of the log waits),
+    /// so the writer makes grown copies under the read lock and swaps them in with
+    /// [`Index::make_room`].
+    pub fn room_for(&self, events: usize, streams: usize) -> Room {
+        let locations = &self.locations;
+        Room {
+            locations: (locations.capacity() - locations.len() < events).then(|| {
+                let mut grown =
+                    Vec::with_capacity((locations.len() + events).max(2 * locations.capacity()));
+                grown.extend_from_slice(locations);
+                grown
+            }),
+            streams: (self.streams.capacity() - self.streams.len() < streams).then(|| {
+                let mut grown = HashMap::with_capacity(
+                    (self.streams.len() + streams).max(2 * self.streams.capacity()),
+                );
+                grown.extend(self.streams.iter().map(|(k, p)| (k.clone(), p.clone())));
+                grown
+            }),
+        }
+    }
+
+    /// Swaps in what [`Index::room_for`] grew (nothing may have changed in between) and
+    /// returns what it replaced, to be dropped after the lock is released.
+    pub fn make_room(&mut self, mut room: Room) -> Room {
+        if let Some(locations) = &mut room.locations {
+            debug_assert_eq!(locations.len(), self.locations.len());
+            std::mem::swap(&mut self.locations, locations);
+        }
+        if let Some(streams) = &mut room.streams {
+            debug_assert_eq!(streams.len(), self.streams.len());
+            std::mem::swap(&mut self.streams, streams);
+        }
+        room
     }
 
     /// How many streams exist.
@@ -98,19 +221,20 @@ impl Index {
     pub fn push(&mut self, stream: &str, location: Location) {
         self.locations.push(location);
         let position = self.head();
-        match self.streams.get_mut(stream) {
-            Some(positions) => positions.push(position),
-            None => {
-                self.streams.insert(stream.into(), vec![position]);
-            }
+        if let Some(key) = self.key(stream)
+            && let Some(positions) = self.streams.get_mut(&key)
+        {
+            positions.push(position);
+            return;
         }
+        let key = self.key_or_new(stream);
+        self.streams.insert(key, smallvec::smallvec![position]);
     }
 
     /// The positions of `stream` from `from_version` on.
     pub fn stream_positions(&self, stream: &str, from_version: u64) -> Vec<u64> {
         let skip = from_version.saturating_sub(1) as usize;
-        self.streams
-            .get(stream)
+        self.positions(stream)
             .map(|p| p.get(skip..).unwrap_or_default().to_vec())
             .unwrap_or_default()
     }
@@ -138,5 +262,68 @@ impl Index {
             position = seg_last + 1;
         }
         Ok(runs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const AT: Location = Location { offset: 0, len: 1 };
+
+    #[test]
+    fn uuid_named_streams_are_keyed_compactly_and_others_by_name() {
+        let id = uuid::Uuid::from_u128(0xabc);
+        let mut index = Index::default();
+        let names = [
+            format!("grant-{id}"),
+            format!("session-{id}"),
+            format!("grant-{}", id.hyphenated().to_string().to_uppercase()),
+            format!("grant-{}", id.simple()),
+            "denials".to_owned(),
+            id.to_string(),
+        ];
+        for (i, name) in names.iter().enumerate() {
+            for _ in 0..=i {
+                index.push(name, AT);
+            }
+        }
+        for (i, name) in names.iter().enumerate() {
+            assert_eq!(index.stream_version(name), i as u64 + 1, "{name}");
+        }
+        assert_eq!(index.stream_positions(&names[1], 2), [3]);
+        assert_eq!(index.stream_version(&format!("client-{id}")), 0);
+        assert_eq!(index.stream_count(), names.len());
+        let compact = index
+            .streams
+            .keys()
+            .filter(|k| matches!(k, StreamKey::Uuid { .. }))
+            .count();
+        assert_eq!(compact, 3, "grant-, session- and the bare UUID");
+        assert_eq!(index.prefixes.len(), 3);
+    }
+
+    #[test]
+    fn with_room_made_ahead_a_batch_grows_nothing() {
+        let mut index = Index::default();
+        for batch in 0..50 {
+            let replaced = index.make_room(index.room_for(200, 100));
+            let capacities = (index.locations.capacity(), index.streams.capacity());
+            for i in 0..100 {
+                let stream = format!("grant-{}", uuid::Uuid::from_u128(batch * 100 + i));
+                index.push(&stream, AT);
+                index.push(&stream, AT);
+            }
+            assert_eq!(
+                (index.locations.capacity(), index.streams.capacity()),
+                capacities,
+                "batch {batch} grew"
+            );
+            drop(replaced);
+        }
+        assert_eq!(index.head(), 10_000);
+        assert_eq!(index.stream_count(), 5_000);
+        let last = format!("grant-{}", uuid::Uuid::from_u128(4_999));
+        assert_eq!(index.stream_positions(&last, 1), [9_999, 10_000]);
     }
 }
