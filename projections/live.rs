@@ -11,16 +11,22 @@ use tokio::sync::watch;
 /// How many events the follower folds under one write lock.
 const FOLD_BATCH: usize = 4096;
 
-/// When the follower writes checkpoints.
+/// When the follower writes checkpoints. Writing one holds the models' read lock for as
+/// long as serializing them takes (hundreds of milliseconds at a million tokens), and the
+/// follower folds nothing meanwhile, so every answer waiting for its write to become visible
+/// waits too: checkpoints wait for a quiet moment.
 #[derive(Clone, Debug)]
 pub struct CheckpointPolicy {
     /// The checkpoint file.
     pub path: PathBuf,
-    /// Write one after this many events since the last...
+    /// One is due after this many events since the last...
     pub every_events: u64,
-    /// ...but no sooner than this after the last one: writing holds the models' read lock
-    /// for as long as serializing them takes.
+    /// ...and no sooner than this after the last one.
     pub min_interval: Duration,
+    /// A due checkpoint is written once nothing has been appended for this long...
+    pub quiet: Duration,
+    /// ...or, under load that never pauses, once the last one is this old.
+    pub max_interval: Duration,
 }
 
 /// Read models shared by every handler, updated by one follower.
@@ -67,7 +73,25 @@ impl LiveModels {
         let mut checkpointed = self.position();
         let mut last_written = Instant::now();
         loop {
-            let batch = subscription.next_batch(FOLD_BATCH).await?;
+            let due = policy.as_ref().filter(|policy| {
+                self.position() - checkpointed >= policy.every_events
+                    && last_written.elapsed() >= policy.min_interval
+            });
+            let batch = match due {
+                None => subscription.next_batch(FOLD_BATCH).await?,
+                Some(policy) => {
+                    let next = subscription.next_batch(FOLD_BATCH);
+                    match tokio::time::timeout(policy.quiet, next).await {
+                        Ok(batch) => batch?,
+                        Err(_quiet) => {
+                            self.checkpoint(policy);
+                            checkpointed = self.position();
+                            last_written = Instant::now();
+                            continue;
+                        }
+                    }
+                }
+            };
             // Only this task changes the models, so the room made under the read lock still
             // fits when the write lock is taken.
             let room = self.read().room_for(batch.len());
@@ -81,9 +105,8 @@ impl LiveModels {
             };
             drop(replaced);
             self.applied.send_replace(position);
-            if let Some(policy) = &policy
-                && position - checkpointed >= policy.every_events
-                && last_written.elapsed() >= policy.min_interval
+            if let Some(policy) = due
+                && last_written.elapsed() >= policy.max_interval
             {
                 self.checkpoint(policy);
                 checkpointed = position;

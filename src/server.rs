@@ -23,6 +23,12 @@ const KEY_ROTATION_CHECK: Duration = Duration::from_secs(3600);
 /// The least time between two checkpoints written while serving.
 const CHECKPOINT_MIN_INTERVAL: Duration = Duration::from_secs(60);
 
+/// A due checkpoint waits for this long without appends (writing one pauses folding)...
+const CHECKPOINT_QUIET: Duration = Duration::from_secs(1);
+
+/// ...unless the last one is this old.
+const CHECKPOINT_MAX_INTERVAL: Duration = Duration::from_secs(600);
+
 /// How often idle actors are looked for.
 const PASSIVATION_SWEEP: Duration = Duration::from_secs(15);
 
@@ -70,6 +76,8 @@ impl Warrant {
             path: checkpoint::path_in(&self.config.dir),
             every_events: self.config.checkpoint_every,
             min_interval: CHECKPOINT_MIN_INTERVAL,
+            quiet: CHECKPOINT_QUIET,
+            max_interval: CHECKPOINT_MAX_INTERVAL,
         }
     }
 }

@@ -248,3 +248,82 @@ async fn checkpoint_of_another_log_or_damaged_is_ignored() {
         0
     );
 }
+
+/// A follower checkpointing into `dir` after every event, once nothing has been appended for
+/// `quiet`, or under unbroken load once the last checkpoint is `max_interval` old.
+fn checkpointing_follower(
+    dir: &std::path::Path,
+    store: &Arc<dyn EventStore>,
+    quiet: Duration,
+    max_interval: Duration,
+) -> (
+    std::path::PathBuf,
+    actix_rt::task::JoinHandle<Result<(), StoreError>>,
+) {
+    let path = checkpoint::path_in(dir);
+    let policy = warrant::projections::live::CheckpointPolicy {
+        path: path.clone(),
+        every_events: 1,
+        min_interval: Duration::ZERO,
+        quiet,
+        max_interval,
+    };
+    let live = LiveModels::new(ReadModels::default());
+    let follower = actix_rt::spawn(live.follow(store.clone(), Some(policy)));
+    (path, follower)
+}
+
+/// Appends one client registration every 10 ms for `how_long`; returns the last position.
+async fn steady_appends(store: &dyn EventStore, first: usize, how_long: Duration) -> u64 {
+    let start = std::time::Instant::now();
+    let mut i = first;
+    let mut last = 0;
+    while start.elapsed() < how_long {
+        last = append(store, synthetic::client(i, NOW)).await;
+        i += 1;
+        actix_rt::time::sleep(Duration::from_millis(10)).await;
+    }
+    last
+}
+
+#[actix_rt::test]
+async fn a_due_checkpoint_waits_for_a_quiet_moment() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let (path, follower) = checkpointing_follower(
+        dir.path(),
+        &store,
+        Duration::from_secs(1),
+        Duration::from_secs(3600),
+    );
+    let head = steady_appends(store.as_ref(), 0, Duration::from_millis(1500)).await;
+    assert!(!path.exists(), "written while appends kept coming");
+    for _ in 0..100 {
+        if path.exists() {
+            break;
+        }
+        actix_rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    follower.abort();
+    let models = checkpoint::read(&path).expect("a checkpoint once quiet");
+    assert_eq!(models.position, head, "it holds everything appended");
+}
+
+#[actix_rt::test]
+async fn under_unbroken_load_a_checkpoint_is_written_when_the_last_is_old() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let (path, follower) = checkpointing_follower(
+        dir.path(),
+        &store,
+        Duration::from_secs(3600),
+        Duration::from_millis(300),
+    );
+    let mut first = 0;
+    while !path.exists() && first < 500 {
+        steady_appends(store.as_ref(), first, Duration::from_millis(100)).await;
+        first += 10;
+    }
+    follower.abort();
+    assert!(path.exists(), "no checkpoint though the last was long due");
+}
