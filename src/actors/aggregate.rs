@@ -33,6 +33,12 @@ pub trait Aggregate: Default + Send + Unpin + 'static {
     /// Folds one recorded event into the state. Holds no rule and cannot fail.
     fn apply(&mut self, event: &Event);
 
+    /// Whether `command` creates the aggregate (under a fresh id). Such a command is run
+    /// without starting an actor: see [`super::Registry::execute`].
+    fn creates(_command: &Self::Command) -> bool {
+        false
+    }
+
     /// The stream of the aggregate with this id.
     fn stream(id: &str) -> String {
         format!("{}{id}", Self::STREAM_PREFIX)

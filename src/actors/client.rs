@@ -351,6 +351,10 @@ impl Aggregate for Client {
         }
     }
 
+    fn creates(command: &ClientCommand) -> bool {
+        matches!(command, ClientCommand::Register { .. })
+    }
+
     fn apply(&mut self, event: &Event) {
         match event {
             Event::ClientRegistered(e) => {

@@ -331,6 +331,10 @@ impl Aggregate for Grant {
         }
     }
 
+    fn creates(command: &GrantCommand) -> bool {
+        matches!(command, GrantCommand::Create { .. })
+    }
+
     fn apply(&mut self, event: &Event) {
         match event {
             Event::GrantCreated(e) => self.created = Some(e.clone()),

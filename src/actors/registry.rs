@@ -172,12 +172,24 @@ impl<A: Aggregate> Registry<A> {
     }
 
     /// Runs `command` on aggregate `id`. Must be called inside an actix system.
+    ///
+    /// A command that creates the aggregate ([`Aggregate::creates`]) runs without an actor:
+    /// it is decided against the empty state and appended at version 0. Should the stream
+    /// exist after all, the conflict reloads it and the command is decided again (and
+    /// refused). The actor starts with the aggregate's next command. Most aggregates are
+    /// created and then left alone (a client-credentials grant, an authorization session),
+    /// so they never cost an actor.
     pub async fn execute(
         &self,
         id: &str,
         command: A::Command,
         context: CommandContext,
     ) -> Result<Committed, CommandError<A::Error>> {
+        if A::creates(&command) {
+            return Loaded::<A>::default()
+                .execute(self.store.as_ref(), id, &command, context)
+                .await;
+        }
         loop {
             let addr = self.actor(id);
             let message = Execute {
@@ -190,23 +202,6 @@ impl<A: Aggregate> Registry<A> {
                 Err(_) => self.forget(id, &addr),
             }
         }
-    }
-
-    /// Runs a command that creates aggregate `id`, a fresh id nobody else knows yet,
-    /// without starting an actor for it: it is decided against the empty state and appended
-    /// at version 0. Should the stream exist after all, the conflict reloads it and the
-    /// command is decided again (and refused). The aggregate's actor starts with its next
-    /// command. Most aggregates are created and then left alone (a client-credentials grant,
-    /// an authorization session), so they never cost an actor.
-    pub async fn create(
-        &self,
-        id: &str,
-        command: A::Command,
-        context: CommandContext,
-    ) -> Result<Committed, CommandError<A::Error>> {
-        Loaded::<A>::default()
-            .execute(self.store.as_ref(), id, &command, context)
-            .await
     }
 
     /// How many actors are live.

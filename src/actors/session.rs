@@ -206,6 +206,10 @@ impl Aggregate for Session {
         }
     }
 
+    fn creates(command: &SessionCommand) -> bool {
+        matches!(command, SessionCommand::IssueCode(_))
+    }
+
     fn apply(&mut self, event: &Event) {
         match event {
             Event::AuthorizationCodeIssued(e) => self.code = Some(e.clone()),

@@ -229,7 +229,7 @@ async fn approve(
     warrant
         .actors
         .sessions
-        .create(
+        .execute(
             &session_id.to_string(),
             SessionCommand::IssueCode(Box::new(issued)),
             CommandContext::at(now),

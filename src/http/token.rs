@@ -139,7 +139,7 @@ async fn client_credentials(
         access: minted.event,
         refresh: None,
     };
-    let committed = create_grant(warrant, grant_id, command, now).await?;
+    let committed = run_grant(warrant, grant_id, command, now).await?;
     respond(warrant, &committed, Issued::access(minted.token, &scope)).await
 }
 
@@ -187,21 +187,6 @@ pub(super) async fn run_grant(
         .actors
         .grants
         .execute(&grant_id.to_string(), command, CommandContext::at(now))
-        .await
-        .map_err(grant_refused)
-}
-
-/// Creates grant `grant_id` (a fresh id) with `command`, a [`GrantCommand::Create`].
-async fn create_grant(
-    warrant: &Warrant,
-    grant_id: Uuid,
-    command: GrantCommand,
-    now: Timestamp,
-) -> Result<Committed, OAuthError> {
-    warrant
-        .actors
-        .grants
-        .create(&grant_id.to_string(), command, CommandContext::at(now))
         .await
         .map_err(grant_refused)
 }
@@ -386,7 +371,7 @@ async fn authorization_code(
             expires_at: now.plus_seconds(REFRESH_TOKEN_SECONDS),
         }),
     };
-    let committed = create_grant(warrant, grant_id, command, now).await?;
+    let committed = run_grant(warrant, grant_id, command, now).await?;
     respond(
         warrant,
         &committed,

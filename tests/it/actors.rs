@@ -23,6 +23,18 @@ fn ctx() -> CommandContext {
     CommandContext::at(Timestamp(1_000_000))
 }
 
+fn rotate(secret: &str) -> ClientCommand {
+    ClientCommand::RotateSecret {
+        secret_hash: SecretHash::of(secret),
+    }
+}
+
+/// Registers client `id` (which starts no actor), then rotates its secret (which does).
+async fn register_and_touch(registry: &Registry<Client>, id: &str) {
+    registry.execute(id, register(), ctx()).await.unwrap();
+    registry.execute(id, rotate("s2"), ctx()).await.unwrap();
+}
+
 fn register() -> ClientCommand {
     ClientCommand::Register {
         metadata: ClientMetadata {
@@ -45,25 +57,22 @@ async fn registry_stays_under_capacity_and_rehydrates_passivated_actors() {
     let dir = tempfile::tempdir().unwrap();
     let registry = Registry::<Client>::new(store(&dir), 10, Duration::from_secs(60));
     for i in 0..50 {
-        registry
-            .execute(&format!("c{i}"), register(), ctx())
-            .await
-            .unwrap();
+        register_and_touch(&registry, &format!("c{i}")).await;
         assert!(registry.live() <= 10, "{} live actors", registry.live());
     }
     // c0 was passivated long ago; a fresh actor must rebuild its state from the log.
-    let again = registry.execute("c0", register(), ctx()).await.unwrap_err();
+    let committed = registry.execute("c0", ClientCommand::Delete, ctx()).await;
+    assert!(matches!(
+        committed.unwrap().events[..],
+        [Event::ClientDeleted(_)]
+    ));
+    let again = registry
+        .execute("c0", rotate("t"), ctx())
+        .await
+        .unwrap_err();
     assert!(matches!(
         again,
-        CommandError::Refused(ClientError::AlreadyRegistered(_))
-    ));
-    let rotate = ClientCommand::RotateSecret {
-        secret_hash: SecretHash::of("t"),
-    };
-    let committed = registry.execute("c0", rotate, ctx()).await.unwrap();
-    assert!(matches!(
-        committed.events[..],
-        [Event::ClientSecretRotated(_)]
+        CommandError::Refused(ClientError::NotFound)
     ));
 }
 
@@ -72,10 +81,7 @@ async fn idle_actors_are_passivated_and_come_back_on_demand() {
     let dir = tempfile::tempdir().unwrap();
     let registry = Registry::<Client>::new(store(&dir), 100, Duration::from_secs(30));
     for i in 0..5 {
-        registry
-            .execute(&format!("c{i}"), register(), ctx())
-            .await
-            .unwrap();
+        register_and_touch(&registry, &format!("c{i}")).await;
     }
     assert_eq!(registry.passivate_idle(Instant::now()), 0, "none idle yet");
     assert_eq!(
@@ -310,21 +316,18 @@ async fn a_creation_starts_no_actor_and_cannot_create_twice() {
     let dir = tempfile::tempdir().unwrap();
     let log = store(&dir);
     let registry = Registry::<Client>::new(log.clone(), 10, Duration::from_secs(60));
-    let created = registry.create("c1", register(), ctx()).await.unwrap();
+    let created = registry.execute("c1", register(), ctx()).await.unwrap();
     assert!(matches!(created.events[..], [Event::ClientRegistered(_)]));
     assert_eq!(registry.live(), 0, "no actor for a creation");
 
     // The id was not fresh after all: the append conflicts, the command is decided again
     // against what the stream holds, and refused; nothing is appended.
-    let again = registry.create("c1", register(), ctx()).await.unwrap_err();
+    let again = registry.execute("c1", register(), ctx()).await.unwrap_err();
     assert!(matches!(
         again,
         CommandError::Refused(ClientError::AlreadyRegistered(_))
     ));
-    let rotate = ClientCommand::RotateSecret {
-        secret_hash: SecretHash::of("t"),
-    };
-    registry.execute("c1", rotate, ctx()).await.unwrap();
+    registry.execute("c1", rotate("t"), ctx()).await.unwrap();
     assert_eq!(registry.live(), 1, "the next command starts the actor");
     let stream = log.read_stream("client-c1", 1).await;
     let versions: Vec<u64> = stream.unwrap().iter().map(|e| e.version).collect();
