@@ -176,7 +176,8 @@ impl<A: Aggregate> Registry<A> {
     /// A command that creates the aggregate ([`Aggregate::creates`]) runs without an actor:
     /// it is decided against the empty state and appended at version 0. Should the stream
     /// exist after all, the conflict reloads it and the command is decided again (and
-    /// refused). The actor starts with the aggregate's next command. Most aggregates are
+    /// refused). An actor of that id already live (a command came first and was refused) is
+    /// retired. The actor starts with the aggregate's next command. Most aggregates are
     /// created and then left alone (a client-credentials grant, an authorization session),
     /// so they never cost an actor.
     pub async fn execute(
@@ -186,9 +187,15 @@ impl<A: Aggregate> Registry<A> {
         context: CommandContext,
     ) -> Result<Committed, CommandError<A::Error>> {
         if A::creates(&command) {
-            return Loaded::<A>::default()
+            let outcome = Loaded::<A>::default()
                 .execute(self.store.as_ref(), id, &command, context)
                 .await;
+            // An actor started by an earlier command (refused: no such aggregate) would
+            // still hold the empty state: retire it, so the next command loads the stream.
+            if let Some(entry) = self.live.lock().unwrap().remove(id) {
+                entry.addr.do_send(Passivate);
+            }
+            return outcome;
         }
         loop {
             let addr = self.actor(id);

@@ -333,3 +333,25 @@ async fn a_creation_starts_no_actor_and_cannot_create_twice() {
     let versions: Vec<u64> = stream.unwrap().iter().map(|e| e.version).collect();
     assert_eq!(versions, [1, 2]);
 }
+
+#[actix_rt::test]
+async fn a_creation_after_a_refused_command_is_seen_by_the_next_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::<Client>::new(store(&dir), 10, Duration::from_secs(60));
+    // The actor starts, finds no client and keeps that (empty) state.
+    let early = registry
+        .execute("c1", rotate("s1"), ctx())
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        early,
+        CommandError::Refused(ClientError::NotFound)
+    ));
+    assert_eq!(registry.live(), 1);
+    registry.execute("c1", register(), ctx()).await.unwrap();
+    let committed = registry.execute("c1", rotate("s2"), ctx()).await.unwrap();
+    assert!(matches!(
+        committed.events[..],
+        [Event::ClientSecretRotated(_)]
+    ));
+}
