@@ -225,7 +225,7 @@ impl<A: Aggregate> Loaded<A> {
 }
 
 /// The same store failure as the outcome of each of `count` commands.
-fn every_failed<T, E>(count: usize, err: StoreError) -> Vec<Result<T, CommandError<E>>> {
+pub(super) fn every_failed<T, E>(count: usize, err: StoreError) -> Vec<Result<T, CommandError<E>>> {
     (0..count)
         .map(|_| Err(CommandError::Store(err.clone())))
         .collect()

@@ -2,7 +2,7 @@
 //! hydrated from its stream) on first use and passivated when idle or when too many are
 //! live, so memory stays bounded however many aggregates the log holds.
 
-use super::aggregate::{Aggregate, CommandContext, CommandError, Committed, Loaded};
+use super::aggregate::{Aggregate, CommandContext, CommandError, Committed, Loaded, every_failed};
 use crate::events::{EventStore, StoreError};
 use actix::prelude::*;
 use std::collections::HashMap;
@@ -100,12 +100,7 @@ impl<A: Aggregate> AggregateActor<A> {
                 Some(loaded) => loaded,
                 None => match Loaded::<A>::load(store.as_ref(), &id).await {
                     Ok(loaded) => loaded,
-                    Err(err) => {
-                        let outcomes = (0..commands.len())
-                            .map(|_| Err(CommandError::Store(err.clone())))
-                            .collect();
-                        return (None, outcomes);
-                    }
+                    Err(err) => return (None, every_failed(commands.len(), err)),
                 },
             };
             let outcomes = loaded.execute_batch(store.as_ref(), &id, &commands).await;
