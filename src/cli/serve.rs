@@ -96,7 +96,8 @@ pub struct ServeArgs {
     /// Log line format.
     #[arg(long, env = "WARRANT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
     log_format: LogFormat,
-    /// Write a read-model checkpoint after this many events.
+    /// Write a read-model checkpoint after this many events (and at least a minute since
+    /// the last), at the next second without appends, or at the latest ten minutes later.
     #[arg(long, env = "WARRANT_CHECKPOINT_EVERY", default_value_t = 100_000)]
     checkpoint_every: u64,
 }
