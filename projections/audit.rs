@@ -3,8 +3,8 @@
 //! The records themselves stay in the log; this model holds only positions.
 
 use super::interner::{Interner, Sym};
+use super::tokens::Tokens;
 use crate::events::{Envelope, Event};
-use hashbrown::HashMap;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use uuid::Uuid;
@@ -15,7 +15,6 @@ pub struct Audit {
     names: Interner,
     by_subject: BTreeMap<Sym, Vec<u64>>,
     by_client: BTreeMap<Sym, Vec<u64>>,
-    grants: HashMap<Uuid, (Sym, Sym)>,
     denials: Vec<u64>,
     counts: BTreeMap<String, u64>,
 }
@@ -48,33 +47,9 @@ impl Audit {
             .map_or(&[], Vec::as_slice)
     }
 
-    /// A copy of the grants map with room for `incoming` more, if it has not: growing it
-    /// rehashes every grant, so it is done ahead of a batch while readers go on (see
-    /// [`super::ReadModels::room_for`]).
-    pub fn room_for(&self, incoming: usize) -> Option<HashMap<Uuid, (Sym, Sym)>> {
-        (self.grants.capacity() - self.grants.len() < incoming).then(|| {
-            let mut grown = HashMap::with_capacity(
-                (self.grants.len() + incoming).max(2 * self.grants.capacity()),
-            );
-            grown.extend(self.grants.iter().map(|(id, names)| (*id, *names)));
-            grown
-        })
-    }
-
-    /// Swaps in what [`Audit::room_for`] grew (nothing may have changed in between) and
-    /// returns what it replaced, to be dropped after the write lock is released.
-    pub fn make_room(
-        &mut self,
-        grants: Option<HashMap<Uuid, (Sym, Sym)>>,
-    ) -> Option<HashMap<Uuid, (Sym, Sym)>> {
-        let mut grants = grants?;
-        debug_assert_eq!(grants.len(), self.grants.len(), "the map changed meanwhile");
-        std::mem::swap(&mut self.grants, &mut grants);
-        Some(grants)
-    }
-
-    /// Folds one event.
-    pub fn apply(&mut self, envelope: &Envelope) {
+    /// Folds one event. Events that name only their grant are attributed to its client and
+    /// user as the token model (already folded up to this event) records them.
+    pub fn apply(&mut self, envelope: &Envelope, tokens: &Tokens) {
         let event_type = envelope.event.event_type();
         match self.counts.get_mut(event_type) {
             Some(count) => *count += 1,
@@ -88,12 +63,7 @@ impl Audit {
             Event::ClientSecretRotated(e) => (Some(&e.client_id), None),
             Event::ClientDeleted(e) => (Some(&e.client_id), None),
             Event::AuthorizationCodeIssued(e) => (Some(&e.client_id), Some(&e.subject)),
-            Event::GrantCreated(e) => {
-                let client = self.names.intern(&e.client_id);
-                let subject = self.names.intern_opt(e.subject.as_deref());
-                self.grants.insert(e.grant_id, (client, subject));
-                (Some(&e.client_id), e.subject.as_deref())
-            }
+            Event::GrantCreated(e) => (Some(&e.client_id), e.subject.as_deref()),
             Event::AccessTokenIssued(e) => (Some(&e.client_id), e.subject.as_deref()),
             Event::TokenExchanged(e) => (Some(&e.client_id), e.subject.as_deref()),
             Event::RequestDenied(e) => {
@@ -101,13 +71,17 @@ impl Audit {
                 (e.client_id.as_deref(), e.subject.as_deref())
             }
             Event::RefreshTokenIssued(e) => {
-                return self.record_grant(&e.grant_id, envelope.position);
+                return self.record_grant(tokens, &e.grant_id, envelope.position);
             }
             Event::RefreshTokenRotated(e) => {
-                return self.record_grant(&e.grant_id, envelope.position);
+                return self.record_grant(tokens, &e.grant_id, envelope.position);
             }
-            Event::TokenRevoked(e) => return self.record_grant(&e.grant_id, envelope.position),
-            Event::GrantRevoked(e) => return self.record_grant(&e.grant_id, envelope.position),
+            Event::TokenRevoked(e) => {
+                return self.record_grant(tokens, &e.grant_id, envelope.position);
+            }
+            Event::GrantRevoked(e) => {
+                return self.record_grant(tokens, &e.grant_id, envelope.position);
+            }
             Event::AuthorizationCodeRedeemed(_)
             | Event::SigningKeyPublished(_)
             | Event::SigningKeyRetired(_) => (None, None),
@@ -117,8 +91,10 @@ impl Audit {
         self.record(client, subject, envelope.position);
     }
 
-    fn record_grant(&mut self, grant_id: &Uuid, position: u64) {
-        if let Some(&(client, subject)) = self.grants.get(grant_id) {
+    fn record_grant(&mut self, tokens: &Tokens, grant_id: &Uuid, position: u64) {
+        if let Some((client, subject)) = tokens.grant_parties(grant_id) {
+            let client = self.names.intern(client);
+            let subject = self.names.intern_opt(subject);
             self.record(client, subject, position);
         }
     }

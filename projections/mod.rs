@@ -35,19 +35,17 @@ pub struct ReadModels {
 #[derive(Debug, Default)]
 pub struct Room {
     tokens: tokens::Room,
-    audit_grants: Option<hashbrown::HashMap<uuid::Uuid, (interner::Sym, interner::Sym)>>,
 }
 
 impl ReadModels {
     /// Room for `incoming` more events, made without the write lock: the large collections
-    /// that these events could make grow (the token model's vectors and tables, the audit
-    /// index's grants) are copied grown, so that folding the batch under the write lock never
+    /// that these events could make grow (the token model's vectors and tables) are copied
+    /// grown, so that folding the batch under the write lock never
     /// stops every reader for a whole copy or rehash. Swap it in with
     /// [`ReadModels::make_room`] before anything else changes the models.
     pub fn room_for(&self, incoming: usize) -> Room {
         Room {
             tokens: self.tokens.room_for(incoming),
-            audit_grants: self.audit.room_for(incoming),
         }
     }
 
@@ -56,7 +54,6 @@ impl ReadModels {
     pub fn make_room(&mut self, room: Room) -> Room {
         Room {
             tokens: self.tokens.make_room(room.tokens),
-            audit_grants: self.audit.make_room(room.audit_grants),
         }
     }
 
@@ -70,7 +67,7 @@ impl ReadModels {
         self.clients.apply(envelope);
         self.tokens.apply(envelope);
         self.keys.apply(envelope);
-        self.audit.apply(envelope);
+        self.audit.apply(envelope, &self.tokens);
         self.position = envelope.position;
         self.last_hash = envelope.hash;
     }

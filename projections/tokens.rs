@@ -271,6 +271,15 @@ impl Tokens {
         }
     }
 
+    /// The client and the user of grant `id`.
+    pub fn grant_parties(&self, id: &Uuid) -> Option<(&str, Option<&str>)> {
+        let grant = &self.grants[self.grant_index(id)? as usize];
+        Some((
+            self.strings.get(grant.client),
+            self.strings.get_opt(grant.subject),
+        ))
+    }
+
     fn grant_index(&self, id: &Uuid) -> Option<u32> {
         let h = self.hasher.hash_one(id);
         self.by_grant
