@@ -6,6 +6,7 @@ use crate::events::{ClientMetadata, Envelope, Event};
 use crate::secret::SecretHash;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// A client as the read side sees it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,15 +25,16 @@ pub struct ClientView {
     pub funnel: bool,
 }
 
-/// Every live client by id.
+/// Every live client by id. Views are shared, so a request that authenticates a client
+/// takes it along without copying its metadata.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Clients {
-    by_id: BTreeMap<String, ClientView>,
+    by_id: BTreeMap<String, Arc<ClientView>>,
 }
 
 impl Clients {
     /// The client with this id.
-    pub fn get(&self, client_id: &str) -> Option<&ClientView> {
+    pub fn get(&self, client_id: &str) -> Option<&Arc<ClientView>> {
         self.by_id.get(client_id)
     }
 
@@ -48,7 +50,7 @@ impl Clients {
 
     /// Every client, ordered by id.
     pub fn iter(&self) -> impl Iterator<Item = (&String, &ClientView)> {
-        self.by_id.iter()
+        self.by_id.iter().map(|(id, view)| (id, &**view))
     }
 
     /// Folds one event.
@@ -57,24 +59,24 @@ impl Clients {
             Event::ClientRegistered(e) => {
                 self.by_id.insert(
                     e.client_id.clone(),
-                    ClientView {
+                    Arc::new(ClientView {
                         metadata: e.metadata.clone(),
                         secret_hash: e.secret_hash,
                         registered_at: envelope.time,
                         registered_by: e.registered_by.clone(),
                         registration_token_hash: e.registration_token_hash,
                         funnel: e.funnel,
-                    },
+                    }),
                 );
             }
             Event::ClientUpdated(e) => {
                 if let Some(client) = self.by_id.get_mut(&e.client_id) {
-                    client.metadata = e.metadata.clone();
+                    Arc::make_mut(client).metadata = e.metadata.clone();
                 }
             }
             Event::ClientSecretRotated(e) => {
                 if let Some(client) = self.by_id.get_mut(&e.client_id) {
-                    client.secret_hash = Some(e.secret_hash);
+                    Arc::make_mut(client).secret_hash = Some(e.secret_hash);
                 }
             }
             Event::ClientDeleted(e) => {

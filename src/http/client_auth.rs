@@ -10,6 +10,7 @@ use actix_web::HttpRequest;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use percent_encoding::percent_decode_str;
+use std::sync::Arc;
 
 /// A client that proved who it is (or, for a public client, named itself).
 #[derive(Clone, Debug)]
@@ -19,7 +20,7 @@ pub struct AuthenticatedClient {
     /// Whether it proved a secret (confidential) rather than only naming itself.
     pub confidential: bool,
     /// Its registered metadata and secret hash.
-    pub view: ClientView,
+    pub view: Arc<ClientView>,
 }
 
 /// The credentials a request presents.

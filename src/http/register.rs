@@ -16,6 +16,7 @@ use actix_web::http::header::AUTHORIZATION;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::Value;
+use std::sync::Arc;
 use uuid::Uuid;
 
 /// The client metadata a registration request may carry (RFC 7591 §2, OIDC Dynamic
@@ -162,7 +163,7 @@ fn managed(
     warrant: &Warrant,
     request: &HttpRequest,
     client_id: &str,
-) -> Result<ClientView, OAuthError> {
+) -> Result<Arc<ClientView>, OAuthError> {
     let token = request
         .headers()
         .get(AUTHORIZATION)
