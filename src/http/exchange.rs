@@ -33,12 +33,10 @@ struct Presented {
     token: IssuedToken,
     grant_id: Uuid,
     jti: Uuid,
-    client_id: String,
     subject: Option<String>,
     profile: Option<String>,
     scope: String,
     act: Option<ActorClaim>,
-    expires_at: i64,
 }
 
 /// Looks up an active warrant access token by its text.
@@ -53,12 +51,10 @@ fn active_access_token(warrant: &Warrant, token: &str, now: Timestamp) -> Option
         token: issued_token(hash, &view),
         grant_id: view.grant_id,
         jti: view.jti?,
-        client_id: view.client_id.to_owned(),
         subject: view.subject.map(str::to_owned),
         profile: view.profile.map(str::to_owned),
         scope: view.scope.to_owned(),
         act: view.act.clone(),
-        expires_at: view.expires_at,
     })
 }
 
@@ -145,7 +141,7 @@ pub async fn exchange(
                 return deny(warrant, &client, subject.subject.as_deref(), error, context).await;
             };
             Some(ActorClaim {
-                sub: actor.subject.unwrap_or(actor.client_id),
+                sub: actor.subject.unwrap_or(actor.token.client_id),
                 client_id: None,
                 act: actor.act.map(Box::new),
             })
@@ -192,7 +188,7 @@ pub async fn exchange(
         client_id: Some(client.client_id.clone()),
         act: prior.map(Box::new),
     };
-    let expires = (now.unix_seconds() + ACCESS_TOKEN_SECONDS).min(subject.expires_at);
+    let expires = (now.unix_seconds() + ACCESS_TOKEN_SECONDS).min(subject.token.expires_at.unix_seconds());
     let jti = Uuid::new_v4();
     let token = mint_access(
         &warrant.signing_keys().ed25519,
