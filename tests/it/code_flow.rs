@@ -132,12 +132,7 @@ fn confidential_client_code_flow_with_pkce_id_token_and_userinfo() {
     let id_token = tokens["id_token"].as_str().unwrap();
     let header = jsonwebtoken::decode_header(id_token).unwrap();
     assert_eq!(header.alg, Algorithm::RS256);
-    let jwks: Value = http()
-        .get(format!("{}/.well-known/jwks.json", server.base))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let jwks = server.jwks();
     let jwk = jwks["keys"]
         .as_array()
         .unwrap()

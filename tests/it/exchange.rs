@@ -57,6 +57,14 @@ fn claims(token: &str) -> Value {
         .claims
 }
 
+/// The access token of a user's login for the gateway.
+fn user_token(server: &Server) -> String {
+    login(server, GATEWAY)["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 fn introspect(server: &Server, by: &App, token: &str) -> Value {
     ok(post_as(server, by, "/introspect", &[("token", token)]))
 }
@@ -106,10 +114,7 @@ fn gateway_exchanges_a_user_token_for_the_server_audience() {
 fn audiences_are_normalized_for_the_rules_but_keep_their_spelling() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path());
-    let subject = login(&server, GATEWAY)["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let subject = user_token(&server);
     let gw = gateway(&server);
     let issued = ok(exchange(
         &server,
@@ -127,10 +132,7 @@ fn audiences_are_normalized_for_the_rules_but_keep_their_spelling() {
 fn disallowed_audiences_are_dropped_and_none_left_is_access_denied() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path());
-    let subject = login(&server, GATEWAY)["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let subject = user_token(&server);
     let gw = gateway(&server);
     let narrowed = ok(exchange(
         &server,
@@ -186,10 +188,7 @@ fn disallowed_audiences_are_dropped_and_none_left_is_access_denied() {
 fn exchanged_tokens_chain_with_nested_act_up_to_a_cap() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path());
-    let mut token = login(&server, GATEWAY)["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let mut token = user_token(&server);
     let hops: Vec<App> = (0..6).map(|_| gateway(&server)).collect();
     for (depth, hop) in hops.iter().enumerate().take(5) {
         let issued = ok(exchange(&server, hop, &token, &[("audience", SERVER)]));
@@ -248,10 +247,7 @@ fn an_inactive_subject_token_cannot_be_exchanged_and_revocation_reaches_exchange
 fn exchange_requests_are_checked() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path());
-    let subject = login(&server, GATEWAY)["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let subject = user_token(&server);
     let gw = gateway(&server);
     let no_target = exchange(&server, &gw, &subject, &[]);
     assert_eq!(no_target.status(), 400);
@@ -295,10 +291,7 @@ fn exchange_requests_are_checked() {
 fn without_enable_sts_exchange_is_an_unsupported_grant_type() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path());
-    let subject = login(&server, GATEWAY)["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let subject = user_token(&server);
     let gw = gateway(&server);
     let response = exchange(&server, &gw, &subject, &[("audience", SERVER)]);
     assert_eq!(

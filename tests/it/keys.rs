@@ -6,11 +6,7 @@ use serde_json::{Value, json};
 use std::time::Duration;
 
 fn jwks_kids(server: &Server) -> Vec<String> {
-    let jwks: Value = reqwest::blocking::get(format!("{}/.well-known/jwks.json", server.base))
-        .unwrap()
-        .json()
-        .unwrap();
-    jwks["keys"]
+    server.jwks()["keys"]
         .as_array()
         .unwrap()
         .iter()

@@ -117,12 +117,7 @@ fn access_tokens_verify_against_jwks_and_introspect_until_revoked() {
 
     let header = jsonwebtoken::decode_header(access).unwrap();
     assert_eq!(header.typ.as_deref(), Some("at+jwt"));
-    let jwks: Value = http()
-        .get(format!("{}/.well-known/jwks.json", server.base))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let jwks = server.jwks();
     let keys = jwks["keys"].as_array().unwrap();
     assert_eq!(keys.len(), 2, "{jwks}");
     let jwk = keys

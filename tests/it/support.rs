@@ -78,6 +78,16 @@ impl Server {
         Server { child, base }
     }
 
+    /// The server's JWKS document.
+    pub fn jwks(&self) -> serde_json::Value {
+        http()
+            .get(format!("{}/.well-known/jwks.json", self.base))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap()
+    }
+
     /// SIGKILL: the process gets no chance to flush or checkpoint anything.
     pub fn kill9(mut self) {
         self.child.kill().unwrap();
