@@ -7,6 +7,7 @@
 
 use super::interner::{Interner, Sym};
 use crate::events::{ActorClaim, Envelope, Event, RevocationReason, TokenKind};
+use crate::growth::{grown_table, grown_vec, swap_in};
 use crate::secret::SecretHash;
 use hashbrown::DefaultHashBuilder;
 use hashbrown::HashTable;
@@ -510,56 +511,6 @@ impl<'de> Deserialize<'de> for Tokens {
         };
         tokens.rebuild_indexes();
         Ok(tokens)
-    }
-}
-
-/// A copy of `vec` with room for `incoming` more, if it has not (at least doubling).
-fn grown_vec<T: Clone>(vec: &Vec<T>, incoming: usize) -> Option<Vec<T>> {
-    (vec.capacity() - vec.len() < incoming).then(|| {
-        let mut grown = Vec::with_capacity((vec.len() + incoming).max(2 * vec.capacity()));
-        grown.extend_from_slice(vec);
-        grown
-    })
-}
-
-/// A copy of `table` with room for `incoming` more, if it has not (at least doubling).
-fn grown_table(
-    table: &HashTable<u32>,
-    incoming: usize,
-    hash: impl Fn(&u32) -> u64,
-) -> Option<HashTable<u32>> {
-    (table.capacity() - table.len() < incoming).then(|| {
-        let mut grown =
-            HashTable::with_capacity((table.len() + incoming).max(2 * table.capacity()));
-        for &index in table {
-            grown.insert_unique(hash(&index), index, &hash);
-        }
-        grown
-    })
-}
-
-/// Puts the grown copy in `grown`, if any, in place of `current`, and the old one in `grown`.
-fn swap_in<T: Len>(current: &mut T, grown: &mut Option<T>) {
-    if let Some(grown) = grown {
-        debug_assert_eq!(grown.len(), current.len(), "changed while it was copied");
-        std::mem::swap(current, grown);
-    }
-}
-
-/// What [`swap_in`] checks: the copy holds as many entries as the original.
-trait Len {
-    fn len(&self) -> usize;
-}
-
-impl<T> Len for Vec<T> {
-    fn len(&self) -> usize {
-        Vec::len(self)
-    }
-}
-
-impl<T> Len for HashTable<T> {
-    fn len(&self) -> usize {
-        HashTable::len(self)
     }
 }
 

@@ -1,6 +1,7 @@
 //! The in-memory index of a file log: where each record lives and which records each
 //! stream holds. Rebuilt from the segments on every open; only the writer changes it.
 
+use crate::growth::{grown_map, grown_vec, swap_in};
 use hashbrown::HashMap;
 use smallvec::SmallVec;
 use std::fs::File;
@@ -180,35 +181,17 @@ impl Index {
     /// so the writer makes grown copies under the read lock and swaps them in with
     /// [`Index::make_room`].
     pub fn room_for(&self, events: usize, streams: usize) -> Room {
-        let locations = &self.locations;
         Room {
-            locations: (locations.capacity() - locations.len() < events).then(|| {
-                let mut grown =
-                    Vec::with_capacity((locations.len() + events).max(2 * locations.capacity()));
-                grown.extend_from_slice(locations);
-                grown
-            }),
-            streams: (self.streams.capacity() - self.streams.len() < streams).then(|| {
-                let mut grown = HashMap::with_capacity(
-                    (self.streams.len() + streams).max(2 * self.streams.capacity()),
-                );
-                grown.extend(self.streams.iter().map(|(k, p)| (k.clone(), p.clone())));
-                grown
-            }),
+            locations: grown_vec(&self.locations, events),
+            streams: grown_map(&self.streams, streams),
         }
     }
 
     /// Swaps in what [`Index::room_for`] grew (nothing may have changed in between) and
     /// returns what it replaced, to be dropped after the lock is released.
     pub fn make_room(&mut self, mut room: Room) -> Room {
-        if let Some(locations) = &mut room.locations {
-            debug_assert_eq!(locations.len(), self.locations.len());
-            std::mem::swap(&mut self.locations, locations);
-        }
-        if let Some(streams) = &mut room.streams {
-            debug_assert_eq!(streams.len(), self.streams.len());
-            std::mem::swap(&mut self.streams, streams);
-        }
+        swap_in(&mut self.locations, &mut room.locations);
+        swap_in(&mut self.streams, &mut room.streams);
         room
     }
 
