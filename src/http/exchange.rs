@@ -188,7 +188,8 @@ pub async fn exchange(
         client_id: Some(client.client_id.clone()),
         act: prior.map(Box::new),
     };
-    let expires = (now.unix_seconds() + ACCESS_TOKEN_SECONDS).min(subject.token.expires_at.unix_seconds());
+    let expires =
+        (now.unix_seconds() + ACCESS_TOKEN_SECONDS).min(subject.token.expires_at.unix_seconds());
     let jti = Uuid::new_v4();
     let token = mint_access(
         &warrant.signing_keys().ed25519,
