@@ -191,14 +191,14 @@ impl<A: Aggregate> Loaded<A> {
                     Err(err) => return every_failed(commands.len(), err),
                 }
             };
-            let denials: Vec<NewEvent> = decided
-                .iter()
-                .zip(commands)
-                .filter_map(|((_, refusal), (_, context))| {
-                    let denial = refusal.as_ref()?.denial(id)?;
-                    Some(NewEvent::new(denial, context.now, context.correlation_id))
-                })
-                .collect();
+            let mut denials = Vec::new();
+            let mut denied = Vec::with_capacity(decided.len());
+            for ((_, refusal), (_, context)) in decided.iter().zip(commands) {
+                let denial = refusal.as_ref().and_then(|refusal| refusal.denial(id));
+                denied.push(denial.is_some());
+                denials
+                    .extend(denial.map(|d| NewEvent::new(d, context.now, context.correlation_id)));
+            }
             let denials_failed = if denials.is_empty() {
                 None
             } else {
@@ -209,16 +209,17 @@ impl<A: Aggregate> Loaded<A> {
             };
             return decided
                 .into_iter()
-                .map(|(events, refusal)| match refusal {
-                    None => Ok(Committed {
-                        events,
-                        last_position,
-                    }),
-                    Some(refusal) => match (&denials_failed, refusal.denial(id)) {
-                        (Some(err), Some(_)) => Err(CommandError::Store(err.clone())),
-                        _ => Err(CommandError::Refused(refusal)),
+                .zip(denied)
+                .map(
+                    |((events, refusal), denied)| match (refusal, &denials_failed) {
+                        (None, _) => Ok(Committed {
+                            events,
+                            last_position,
+                        }),
+                        (Some(_), Some(err)) if denied => Err(CommandError::Store(err.clone())),
+                        (Some(refusal), _) => Err(CommandError::Refused(refusal)),
                     },
-                })
+                )
                 .collect();
         }
     }
