@@ -2,7 +2,7 @@
 # The HTTP load benchmark: warrant in release mode on a fresh data directory, prepared through
 # its public API, driven over loopback by wrk. Prints one RESULT line per scenario and a table
 # with each scenario's ratio to `discovery` (the cost of HTTP alone), warrant's CPU seconds and
-# peak RSS. Exits 3 if any scenario had an unexpected status or a socket error.
+# peak and current RSS. Exits 3 if any scenario had an unexpected status or a socket error.
 #
 #   benches/load.sh [-d SECS] [-c CONNS] [-t THREADS] [-w WARMUP] [-s SCENARIOS] [-P]
 #
@@ -55,7 +55,7 @@ run() { # name wrk-env...
   env "$@" LOAD_NAME="$name" LOAD_THREADS="$THREADS" wrk -t"$THREADS" -c"$CONNS" -d"${DUR}s" --latency -s benches/load/scenario.lua "$base$path" > "$work/$name.txt"
   local after; after="$(cpu_seconds "$server")"
   local result; result="$(grep '^RESULT' "$work/$name.txt")"
-  echo "$result cpu_s=$(awk -v a="$after" -v b="$before" 'BEGIN {printf "%.2f", a - b}') peak_rss_mib=$(peak_rss_mib "$server")"
+  echo "$result cpu_s=$(awk -v a="$after" -v b="$before" 'BEGIN {printf "%.2f", a - b}') peak_rss_mib=$(peak_rss_mib "$server") rss_mib=$(rss_mib "$server")"
   grep '^SAMPLE' "$work/$name.txt" || true
 }
 
@@ -84,11 +84,11 @@ awk '
   /^RESULT/ {
     for (i = 2; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
     if (f["scenario"] == "discovery") floor = f["rps"]
-    rows[++n] = sprintf("%-20s %10s %9s %9s %9s %8s %7s %7s %9s", f["scenario"], f["rps"], f["p50_ms"], f["p99_ms"], f["p999_ms"], f["non2xx"] + f["errors"], "RATIO" n, f["cpu_s"], f["peak_rss_mib"])
+    rows[++n] = sprintf("%-20s %10s %9s %9s %9s %8s %7s %7s %9s %9s", f["scenario"], f["rps"], f["p50_ms"], f["p99_ms"], f["p999_ms"], f["non2xx"] + f["errors"], "RATIO" n, f["cpu_s"], f["peak_rss_mib"], f["rss_mib"])
     rps[n] = f["rps"]; bad += f["non2xx"] + f["errors"]
   }
   END {
-    printf "%-20s %10s %9s %9s %9s %8s %7s %7s %9s\n", "scenario", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "errors", "/disc", "cpu s", "rss MiB"
+    printf "%-20s %10s %9s %9s %9s %8s %7s %7s %9s %9s\n", "scenario", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "errors", "/disc", "cpu s", "peak MiB", "rss MiB"
     for (i = 1; i <= n; i++) {
       ratio = floor ? sprintf("%.2f", rps[i] / floor) : "-"
       sub("RATIO" i, ratio, rows[i]); print rows[i]

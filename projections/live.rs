@@ -92,18 +92,13 @@ impl LiveModels {
                     }
                 }
             };
-            // Only this task changes the models, so the room made under the read lock still
-            // fits when the write lock is taken.
-            let room = self.read().room_for(batch.len());
-            let (position, replaced) = {
+            let position = {
                 let mut models = self.models.write().unwrap();
-                let replaced = models.make_room(room);
                 for envelope in &batch {
                     models.apply(envelope);
                 }
-                (models.position, replaced)
+                models.position
             };
-            drop(replaced);
             self.applied.send_replace(position);
             if let Some(policy) = due
                 && last_written.elapsed() >= policy.max_interval

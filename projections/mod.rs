@@ -30,33 +30,7 @@ pub struct ReadModels {
     pub audit: audit::Audit,
 }
 
-/// Grown copies of the read models' large collections, made ahead of a batch; see
-/// [`ReadModels::room_for`].
-#[derive(Debug, Default)]
-pub struct Room {
-    tokens: tokens::Room,
-}
-
 impl ReadModels {
-    /// Room for `incoming` more events, made without the write lock: the large collections
-    /// that these events could make grow (the token model's vectors and tables) are copied
-    /// grown, so that folding the batch under the write lock never
-    /// stops every reader for a whole copy or rehash. Swap it in with
-    /// [`ReadModels::make_room`] before anything else changes the models.
-    pub fn room_for(&self, incoming: usize) -> Room {
-        Room {
-            tokens: self.tokens.room_for(incoming),
-        }
-    }
-
-    /// Swaps in what [`ReadModels::room_for`] grew and returns what it replaced: drop it
-    /// after releasing the write lock, since freeing large blocks takes time too.
-    pub fn make_room(&mut self, room: Room) -> Room {
-        Room {
-            tokens: self.tokens.make_room(room.tokens),
-        }
-    }
-
     /// Folds the next event. Events must come in position order, each exactly once.
     pub fn apply(&mut self, envelope: &Envelope) {
         debug_assert_eq!(

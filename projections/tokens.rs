@@ -1,16 +1,17 @@
 //! The token read model behind introspection (RFC 7662) and revocation (RFC 7009): every
-//! access and refresh token by the hash of its text and by `jti`, with status and expiry.
+//! access and refresh token by the hash of its text, with status and expiry.
 //!
-//! Memory layout, since this model holds every live token: records sit in one slab; the two
-//! indexes are `HashTable<u32>` of slab positions (about 5 bytes a slot); strings are
-//! interned; each grant threads its tokens through the records, so revoking it walks them.
+//! Memory layout, since this model holds every live token: records sit in one chunked slab;
+//! the indexes (token by hash, grant by id) are sharded tables of slab positions (about 5
+//! bytes a slot); strings are interned; each grant threads its tokens through the records,
+//! so revoking it walks them. Both grow a piece at a time (see [`crate::growth`]), so
+//! folding under the write lock never copies or rehashes the whole model.
 
 use super::interner::{Interner, Sym};
 use crate::events::{ActorClaim, Envelope, Event, RevocationReason, TokenKind};
-use crate::growth::{grown_table, grown_vec, swap_in};
+use crate::growth::{Chunked, Sharded};
 use crate::secret::SecretHash;
 use hashbrown::DefaultHashBuilder;
-use hashbrown::HashTable;
 use serde::{Deserialize, Serialize};
 use std::hash::BuildHasher;
 use uuid::Uuid;
@@ -99,15 +100,14 @@ impl TokenView<'_> {
     }
 }
 
-/// Every token, by hash and by `jti`.
+/// Every token, by hash.
 #[derive(Debug, Default)]
 pub struct Tokens {
-    records: Vec<TokenRecord>,
-    grants: Vec<GrantEntry>,
+    records: Chunked<TokenRecord>,
+    grants: Chunked<GrantEntry>,
     strings: Interner,
-    by_hash: HashTable<u32>,
-    by_jti: HashTable<u32>,
-    by_grant: HashTable<u32>,
+    by_hash: Sharded<u32>,
+    by_grant: Sharded<u32>,
     hasher: DefaultHashBuilder,
 }
 
@@ -162,50 +162,7 @@ impl Issue<'static> {
     }
 }
 
-/// Grown copies of the collections a batch of events would make grow; see
-/// [`Tokens::room_for`].
-#[derive(Debug, Default)]
-pub struct Room {
-    records: Option<Vec<TokenRecord>>,
-    grants: Option<Vec<GrantEntry>>,
-    by_hash: Option<HashTable<u32>>,
-    by_jti: Option<HashTable<u32>>,
-    by_grant: Option<HashTable<u32>>,
-}
-
 impl Tokens {
-    /// Room for `incoming` more tokens and grants. Growing a vector copies it and growing a
-    /// table rehashes every entry (tens of milliseconds at a few hundred thousand tokens),
-    /// so this makes grown copies of whatever would have to grow, under a read lock while
-    /// readers go on, and [`Tokens::make_room`] swaps them in under the write lock.
-    pub fn room_for(&self, incoming: usize) -> Room {
-        let (records, grants, hasher) = (&self.records, &self.grants, &self.hasher);
-        Room {
-            records: grown_vec(records, incoming),
-            grants: grown_vec(grants, incoming),
-            by_hash: grown_table(&self.by_hash, incoming, |&i| {
-                hasher.hash_one(records[i as usize].hash)
-            }),
-            by_jti: grown_table(&self.by_jti, incoming, |&i| {
-                hasher.hash_one(records[i as usize].jti.unwrap_or_default())
-            }),
-            by_grant: grown_table(&self.by_grant, incoming, |&g| {
-                hasher.hash_one(grants[g as usize].id)
-            }),
-        }
-    }
-
-    /// Swaps in what [`Tokens::room_for`] grew (nothing may have changed in between) and
-    /// returns what it replaced, to be dropped after the write lock is released.
-    pub fn make_room(&mut self, mut room: Room) -> Room {
-        swap_in(&mut self.records, &mut room.records);
-        swap_in(&mut self.grants, &mut room.grants);
-        swap_in(&mut self.by_hash, &mut room.by_hash);
-        swap_in(&mut self.by_jti, &mut room.by_jti);
-        swap_in(&mut self.by_grant, &mut room.by_grant);
-        room
-    }
-
     /// How many tokens are recorded (of any status).
     pub fn len(&self) -> usize {
         self.records.len()
@@ -234,14 +191,6 @@ impl Tokens {
         let h = self.hasher.hash_one(hash);
         self.by_hash
             .find(h, |&i| self.records[i as usize].hash == *hash)
-            .map(|&i| self.view(i))
-    }
-
-    /// The access token with this `jti`.
-    pub fn by_jti(&self, jti: &Uuid) -> Option<TokenView<'_>> {
-        let h = self.hasher.hash_one(jti);
-        self.by_jti
-            .find(h, |&i| self.records[i as usize].jti.as_ref() == Some(jti))
             .map(|&i| self.view(i))
     }
 
@@ -423,17 +372,10 @@ impl Tokens {
 
     fn index_record(&mut self, index: u32) {
         let (records, hasher) = (&self.records, &self.hasher);
-        let record = &records[index as usize];
         self.by_hash
-            .insert_unique(hasher.hash_one(record.hash), index, |&i| {
+            .insert_unique(hasher.hash_one(records[index as usize].hash), index, |&i| {
                 hasher.hash_one(records[i as usize].hash)
             });
-        if let Some(jti) = record.jti {
-            self.by_jti
-                .insert_unique(hasher.hash_one(jti), index, |&i| {
-                    hasher.hash_one(records[i as usize].jti.unwrap_or_default())
-                });
-        }
     }
 
     fn set_status(&mut self, hash: &SecretHash, status: TokenStatus) {
@@ -459,9 +401,8 @@ impl Tokens {
     }
 
     fn rebuild_indexes(&mut self) {
-        self.by_hash = HashTable::with_capacity(self.records.len());
-        self.by_jti = HashTable::with_capacity(self.records.len());
-        self.by_grant = HashTable::with_capacity(self.grants.len());
+        self.by_hash = Sharded::with_capacity(self.records.len());
+        self.by_grant = Sharded::with_capacity(self.grants.len());
         for index in 0..self.records.len() as u32 {
             self.index_record(index);
         }
@@ -477,15 +418,15 @@ impl Tokens {
 
 #[derive(Serialize)]
 struct TokensRef<'a> {
-    records: &'a [TokenRecord],
-    grants: &'a [GrantEntry],
+    records: &'a Chunked<TokenRecord>,
+    grants: &'a Chunked<GrantEntry>,
     strings: &'a Interner,
 }
 
 #[derive(Deserialize)]
 struct TokensData {
-    records: Vec<TokenRecord>,
-    grants: Vec<GrantEntry>,
+    records: Chunked<TokenRecord>,
+    grants: Chunked<GrantEntry>,
     strings: Interner,
 }
 
@@ -520,54 +461,34 @@ mod tests {
     use crate::clock::Timestamp;
     use crate::events::synthetic;
 
-    fn capacities(tokens: &Tokens) -> [usize; 5] {
-        [
-            tokens.records.capacity(),
-            tokens.grants.capacity(),
-            tokens.by_hash.capacity(),
-            tokens.by_jti.capacity(),
-            tokens.by_grant.capacity(),
-        ]
-    }
-
     #[test]
-    fn with_room_made_ahead_folding_a_batch_grows_nothing_and_loses_nothing() {
+    fn every_token_folded_is_found_by_hash_across_chunks_and_shards() {
         let now = Timestamp(1_795_000_000_000);
         let mut tokens = Tokens::default();
-        let mut position = 0;
-        for first in (0..3000).step_by(100) {
-            let batch: Vec<Envelope> = (first..first + 100)
-                .flat_map(|i| synthetic::token_family(i, now).1)
-                .map(|new| {
-                    position += 1;
-                    Envelope {
-                        position,
-                        stream: String::new(),
-                        version: 1,
-                        time: new.time,
-                        node: String::new(),
-                        correlation_id: new.correlation_id,
-                        prev_hash: [0; 32],
-                        hash: [0; 32],
-                        event: new.event,
-                    }
-                })
-                .collect();
-            let replaced = tokens.make_room(tokens.room_for(batch.len()));
-            let before = capacities(&tokens);
-            for envelope in &batch {
-                tokens.apply(envelope);
-            }
-            assert_eq!(capacities(&tokens), before, "folding from {first} grew");
-            drop(replaced);
+        let families = 10_000;
+        for (position, new) in (0..families)
+            .flat_map(|i| synthetic::token_family(i, now).1)
+            .enumerate()
+        {
+            tokens.apply(&Envelope {
+                position: position as u64 + 1,
+                stream: String::new(),
+                version: 1,
+                time: new.time,
+                node: String::new(),
+                correlation_id: new.correlation_id,
+                prev_hash: [0; 32],
+                hash: [0; 32],
+                event: new.event,
+            });
         }
-        assert_eq!(tokens.len(), 6000);
-        for i in 0..3000 {
+        assert_eq!(tokens.len(), 2 * families);
+        for i in 0..families {
             let access = tokens.by_hash(&SecretHash::of(&format!("at-{i}"))).unwrap();
-            let by_jti = tokens.by_jti(&access.jti.unwrap()).unwrap();
-            assert_eq!(by_jti.grant_id, access.grant_id);
+            assert_eq!(access.kind, TokenKind::Access);
             let refresh = tokens.by_hash(&SecretHash::of(&format!("rt-{i}"))).unwrap();
             assert_eq!(refresh.grant_id, access.grant_id);
         }
+        assert!(tokens.by_hash(&SecretHash::of("at-unknown")).is_none());
     }
 }

@@ -1,10 +1,13 @@
 //! The in-memory index of a file log: where each record lives and which records each
-//! stream holds. Rebuilt from the segments on every open; only the writer changes it.
+//! stream holds. Rebuilt from the segments on every open; only the writer changes it, a
+//! piece at a time (see [`crate::growth`]), so no append waits for the whole index to be
+//! copied or rehashed.
 
-use crate::growth::{grown_map, grown_vec, swap_in};
-use hashbrown::HashMap;
+use crate::growth::{Chunked, Sharded};
+use hashbrown::{DefaultHashBuilder, Equivalent};
 use smallvec::SmallVec;
 use std::fs::File;
+use std::hash::BuildHasher;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
@@ -60,11 +63,12 @@ pub struct Index {
     /// Segments ordered by base position.
     pub segments: Vec<Segment>,
     /// `locations[p - 1]` is where position `p` is.
-    locations: Vec<Location>,
-    /// The positions of each stream's events, in version order.
-    streams: HashMap<StreamKey, Positions>,
+    locations: Chunked<Location>,
+    /// Each stream and the positions of its events, in version order.
+    streams: Sharded<(StreamKey, Positions)>,
     /// The prefixes of the streams named `{prefix}{uuid}`, numbered by first use.
     prefixes: Vec<Box<str>>,
+    hasher: DefaultHashBuilder,
 }
 
 /// A stream's positions; most streams hold one or two events, kept inline.
@@ -86,7 +90,7 @@ enum KeyRef<'a> {
     Other(&'a str),
 }
 
-impl hashbrown::Equivalent<StreamKey> for KeyRef<'_> {
+impl Equivalent<StreamKey> for KeyRef<'_> {
     fn equivalent(&self, key: &StreamKey) -> bool {
         match (self, key) {
             (KeyRef::Uuid { prefix, id }, StreamKey::Uuid { prefix: p, id: i }) => {
@@ -106,14 +110,6 @@ fn split_uuid(name: &str) -> Option<(&str, uuid::Uuid)> {
     let mut printed = [0u8; 36];
     (id.hyphenated().encode_lower(&mut printed).as_bytes() == tail.as_bytes())
         .then_some((prefix, id))
-}
-
-/// Grown copies of what a batch of appends would make the index grow; see
-/// [`Index::room_for`].
-#[derive(Debug, Default)]
-pub struct Room {
-    locations: Option<Vec<Location>>,
-    streams: Option<HashMap<StreamKey, Positions>>,
 }
 
 /// A contiguous run of records inside one segment.
@@ -172,27 +168,10 @@ impl Index {
     }
 
     fn positions(&self, stream: &str) -> Option<&Positions> {
-        self.streams.get(&self.key(stream)?)
-    }
-
-    /// Room for `events` more records in up to `streams` new streams. Growing the location
-    /// vector copies it and growing the stream map rehashes every stream (tens of
-    /// milliseconds at a few hundred thousand streams, while every reader of the log waits),
-    /// so the writer makes grown copies under the read lock and swaps them in with
-    /// [`Index::make_room`].
-    pub fn room_for(&self, events: usize, streams: usize) -> Room {
-        Room {
-            locations: grown_vec(&self.locations, events),
-            streams: grown_map(&self.streams, streams),
-        }
-    }
-
-    /// Swaps in what [`Index::room_for`] grew (nothing may have changed in between) and
-    /// returns what it replaced, to be dropped after the lock is released.
-    pub fn make_room(&mut self, mut room: Room) -> Room {
-        swap_in(&mut self.locations, &mut room.locations);
-        swap_in(&mut self.streams, &mut room.streams);
-        room
+        let key = self.key(stream)?;
+        self.streams
+            .find(self.hasher.hash_one(&key), |(k, _)| key.equivalent(k))
+            .map(|(_, positions)| positions)
     }
 
     /// How many streams exist.
@@ -205,13 +184,20 @@ impl Index {
         self.locations.push(location);
         let position = self.head();
         if let Some(key) = self.key(stream)
-            && let Some(positions) = self.streams.get_mut(&key)
+            && let Some((_, positions)) = self
+                .streams
+                .find_mut(self.hasher.hash_one(&key), |(k, _)| key.equivalent(k))
         {
             positions.push(position);
             return;
         }
         let key = self.key_or_new(stream);
-        self.streams.insert(key, smallvec::smallvec![position]);
+        let hasher = &self.hasher;
+        self.streams.insert_unique(
+            hasher.hash_one(&key),
+            (key, smallvec::smallvec![position]),
+            |(k, _)| hasher.hash_one(k),
+        );
     }
 
     /// The positions of `stream` from `from_version` on.
@@ -279,34 +265,29 @@ mod tests {
         assert_eq!(index.stream_count(), names.len());
         let compact = index
             .streams
-            .keys()
-            .filter(|k| matches!(k, StreamKey::Uuid { .. }))
+            .iter()
+            .filter(|(k, _)| matches!(k, StreamKey::Uuid { .. }))
             .count();
         assert_eq!(compact, 3, "grant-, session- and the bare UUID");
         assert_eq!(index.prefixes.len(), 3);
     }
 
     #[test]
-    fn with_room_made_ahead_a_batch_grows_nothing() {
+    fn many_streams_each_keep_their_positions() {
         let mut index = Index::default();
-        for batch in 0..50 {
-            let replaced = index.make_room(index.room_for(200, 100));
-            let capacities = (index.locations.capacity(), index.streams.capacity());
-            for i in 0..100 {
-                let stream = format!("grant-{}", uuid::Uuid::from_u128(batch * 100 + i));
-                index.push(&stream, AT);
-                index.push(&stream, AT);
-            }
-            assert_eq!(
-                (index.locations.capacity(), index.streams.capacity()),
-                capacities,
-                "batch {batch} grew"
-            );
-            drop(replaced);
+        for i in 0..5_000 {
+            let stream = format!("grant-{}", uuid::Uuid::from_u128(i));
+            index.push(&stream, AT);
+            index.push(&stream, AT);
         }
         assert_eq!(index.head(), 10_000);
         assert_eq!(index.stream_count(), 5_000);
-        let last = format!("grant-{}", uuid::Uuid::from_u128(4_999));
-        assert_eq!(index.stream_positions(&last, 1), [9_999, 10_000]);
+        for i in (0..5_000).step_by(99) {
+            let stream = format!("grant-{}", uuid::Uuid::from_u128(i));
+            assert_eq!(
+                index.stream_positions(&stream, 1),
+                [2 * i as u64 + 1, 2 * i as u64 + 2]
+            );
+        }
     }
 }

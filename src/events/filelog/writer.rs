@@ -141,25 +141,14 @@ impl Writer {
             return;
         }
         self.size += self.buf.len() as u64;
-        // Only this thread changes the index, so room made under the read lock still fits.
-        let events = placed.iter().map(|p| p.locations.len()).sum();
-        let room = self
-            .shared
-            .index
-            .read()
-            .unwrap()
-            .room_for(events, placed.len());
-        let replaced = {
+        {
             let mut index = self.shared.index.write().unwrap();
-            let replaced = index.make_room(room);
             for p in &placed {
                 for location in &p.locations {
                     index.push(&p.request.stream, *location);
                 }
             }
-            replaced
-        };
-        drop(replaced);
+        }
         self.shared.head.send_replace(self.next_position - 1);
         for p in placed {
             let _ = p.request.reply.send(Ok(p.appended));
