@@ -1,10 +1,13 @@
 //! The audit trail index: which log positions concern which user and which client, so an
 //! auditor's question ("who got which token when") reads a few records, not the whole log.
-//! The records themselves stay in the log; this model holds only positions.
+//! The records themselves stay in the log; this model holds only positions, as compressed
+//! bitmaps (roaring): a client or user busy enough to have thousands of events costs about
+//! a bit per position, a rare one about two bytes.
 
 use super::interner::{Interner, Sym};
 use super::tokens::Tokens;
 use crate::events::{Envelope, Event};
+use roaring::RoaringTreemap;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use uuid::Uuid;
@@ -13,26 +16,26 @@ use uuid::Uuid;
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Audit {
     names: Interner,
-    by_subject: BTreeMap<Sym, Vec<u64>>,
-    by_client: BTreeMap<Sym, Vec<u64>>,
-    denials: Vec<u64>,
+    by_subject: BTreeMap<Sym, RoaringTreemap>,
+    by_client: BTreeMap<Sym, RoaringTreemap>,
+    denials: RoaringTreemap,
     counts: BTreeMap<String, u64>,
 }
 
 impl Audit {
     /// Positions of events concerning this user, in order.
-    pub fn for_subject(&self, subject: &str) -> &[u64] {
+    pub fn for_subject(&self, subject: &str) -> impl Iterator<Item = u64> + '_ {
         self.lookup(&self.by_subject, subject)
     }
 
     /// Positions of events concerning this client, in order.
-    pub fn for_client(&self, client_id: &str) -> &[u64] {
+    pub fn for_client(&self, client_id: &str) -> impl Iterator<Item = u64> + '_ {
         self.lookup(&self.by_client, client_id)
     }
 
-    /// Positions of every denial.
-    pub fn denials(&self) -> &[u64] {
-        &self.denials
+    /// Positions of every denial, in order.
+    pub fn denials(&self) -> impl Iterator<Item = u64> + '_ {
+        self.denials.iter()
     }
 
     /// How many events of each type the log holds.
@@ -40,11 +43,16 @@ impl Audit {
         &self.counts
     }
 
-    fn lookup<'a>(&'a self, index: &'a BTreeMap<Sym, Vec<u64>>, name: &str) -> &'a [u64] {
+    fn lookup<'a>(
+        &'a self,
+        index: &'a BTreeMap<Sym, RoaringTreemap>,
+        name: &str,
+    ) -> impl Iterator<Item = u64> + 'a {
         self.names
             .lookup(name)
             .and_then(|sym| index.get(&sym))
-            .map_or(&[], Vec::as_slice)
+            .into_iter()
+            .flat_map(RoaringTreemap::iter)
     }
 
     /// Folds one event. Events that name only their grant are attributed to its client and
@@ -67,7 +75,7 @@ impl Audit {
             Event::AccessTokenIssued(e) => (Some(&e.client_id), e.subject.as_deref()),
             Event::TokenExchanged(e) => (Some(&e.client_id), e.subject.as_deref()),
             Event::RequestDenied(e) => {
-                self.denials.push(envelope.position);
+                self.denials.insert(envelope.position);
                 (e.client_id.as_deref(), e.subject.as_deref())
             }
             Event::RefreshTokenIssued(e) => {
@@ -101,10 +109,10 @@ impl Audit {
 
     fn record(&mut self, client: Sym, subject: Sym, position: u64) {
         if client != Sym::NONE {
-            self.by_client.entry(client).or_default().push(position);
+            self.by_client.entry(client).or_default().insert(position);
         }
         if subject != Sym::NONE {
-            self.by_subject.entry(subject).or_default().push(position);
+            self.by_subject.entry(subject).or_default().insert(position);
         }
     }
 }
