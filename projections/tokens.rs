@@ -3,11 +3,12 @@
 //!
 //! Memory layout, since this model holds every live token: records sit in one chunked slab;
 //! the indexes (token by hash, grant by id) are sharded tables of slab positions (about 5
-//! bytes a slot); strings are interned; each grant threads its tokens through the records,
-//! so revoking it walks them. Both grow a piece at a time (see [`crate::growth`]), so
-//! folding under the write lock never copies or rehashes the whole model.
+//! bytes a slot); strings, and the combinations of them that tokens and grants share, are
+//! interned; each grant threads its tokens through the records, so revoking it walks them.
+//! The slabs and indexes grow a piece at a time (see [`crate::growth`]), so folding under the
+//! write lock never copies or rehashes the whole model.
 
-use super::interner::{Interner, Sym};
+use super::interner::{Distinct, Interner, Sym};
 use crate::events::{ActorClaim, Envelope, Event, RevocationReason, TokenKind};
 use crate::growth::{Chunked, Sharded};
 use crate::secret::SecretHash;
@@ -40,6 +41,13 @@ pub struct TokenRecord {
     expires_at: u32,
     grant: u32,
     next_in_grant: u32,
+    facts: u32,
+}
+
+/// A token's client, user, scope, audience and actor chain: shared by many tokens, so each
+/// distinct combination is kept once and a record holds its number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+struct TokenFacts {
     client: Sym,
     subject: Sym,
     scope: Sym,
@@ -53,6 +61,13 @@ struct GrantEntry {
     first_token: u32,
     last_token: u32,
     revoked: Option<RevocationReason>,
+    facts: u32,
+}
+
+/// A grant's client, user, scope, resources and the user's profile, kept once per distinct
+/// combination like [`TokenFacts`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+struct GrantFacts {
     client: Sym,
     subject: Sym,
     scope: Sym,
@@ -106,6 +121,8 @@ pub struct Tokens {
     records: Chunked<TokenRecord>,
     grants: Chunked<GrantEntry>,
     strings: Interner,
+    token_facts: Distinct<TokenFacts>,
+    grant_facts: Distinct<GrantFacts>,
     by_hash: Sharded<u32>,
     by_grant: Sharded<u32>,
     hasher: DefaultHashBuilder,
@@ -116,6 +133,8 @@ impl PartialEq for Tokens {
         self.records == other.records
             && self.grants == other.grants
             && self.strings == other.strings
+            && self.token_facts == other.token_facts
+            && self.grant_facts == other.grant_facts
     }
 }
 
@@ -181,7 +200,7 @@ impl Tokens {
         };
         self.grants
             .iter()
-            .filter(|g| g.client == client && g.revoked.is_none())
+            .filter(|g| self.grant_facts.get(g.facts).client == client && g.revoked.is_none())
             .map(|g| g.id)
             .collect()
     }
@@ -197,25 +216,28 @@ impl Tokens {
     fn view(&self, index: u32) -> TokenView<'_> {
         let r = &self.records[index as usize];
         let grant = &self.grants[r.grant as usize];
+        let facts = self.token_facts.get(r.facts);
         TokenView {
             kind: r.kind,
             status: r.status,
             grant_revoked: grant.revoked,
             jti: r.jti,
             grant_id: grant.id,
-            client_id: self.strings.get(r.client),
-            subject: self.strings.get_opt(r.subject),
-            scope: self.strings.get(r.scope),
+            client_id: self.strings.get(facts.client),
+            subject: self.strings.get_opt(facts.subject),
+            scope: self.strings.get(facts.scope),
             audience: self
                 .strings
-                .get_opt(r.audience)
+                .get_opt(facts.audience)
                 .map(|a| a.split(' ').collect())
                 .unwrap_or_default(),
             act: self
                 .strings
-                .get_opt(r.act)
+                .get_opt(facts.act)
                 .and_then(|json| serde_json::from_str(json).ok()),
-            profile: self.strings.get_opt(grant.profile),
+            profile: self
+                .strings
+                .get_opt(self.grant_facts.get(grant.facts).profile),
             issued_at: i64::from(r.issued_at),
             expires_at: i64::from(r.expires_at),
         }
@@ -224,9 +246,10 @@ impl Tokens {
     /// The client and the user of grant `id`.
     pub fn grant_parties(&self, id: &Uuid) -> Option<(&str, Option<&str>)> {
         let grant = &self.grants[self.grant_index(id)? as usize];
+        let facts = self.grant_facts.get(grant.facts);
         Some((
-            self.strings.get(grant.client),
-            self.strings.get_opt(grant.subject),
+            self.strings.get(facts.client),
+            self.strings.get_opt(facts.subject),
         ))
     }
 
@@ -248,11 +271,7 @@ impl Tokens {
     pub fn apply(&mut self, envelope: &Envelope) {
         match &envelope.event {
             Event::GrantCreated(e) => {
-                let entry = GrantEntry {
-                    id: e.grant_id,
-                    first_token: END,
-                    last_token: END,
-                    revoked: None,
+                let facts = GrantFacts {
                     client: self.strings.intern(&e.client_id),
                     subject: self.strings.intern_opt(e.subject.as_deref()),
                     scope: self.strings.intern(&e.scope),
@@ -263,6 +282,13 @@ impl Tokens {
                             .intern(&serde_json::to_string(profile).expect("a profile serializes")),
                         None => Sym::NONE,
                     },
+                };
+                let entry = GrantEntry {
+                    id: e.grant_id,
+                    first_token: END,
+                    last_token: END,
+                    revoked: None,
+                    facts: self.grant_facts.number(&facts, |f| *f),
                 };
                 self.insert_grant(entry);
             }
@@ -329,13 +355,28 @@ impl Tokens {
         let Some(grant) = self.grant_index(&issue.grant_id) else {
             return;
         };
-        let entry = &self.grants[grant as usize];
-        let (grant_client, grant_subject, grant_scope) = (entry.client, entry.subject, entry.scope);
-        let grant_resources = entry.resources;
+        let of_grant = *self.grant_facts.get(self.grants[grant as usize].facts);
         let audience = (!issue.audience.is_empty()).then(|| issue.audience.join(" "));
         let act = issue
             .act
             .map(|a| serde_json::to_string(a).expect("actor claims serialize"));
+        let facts = TokenFacts {
+            client: issue
+                .client
+                .map_or(of_grant.client, |c| self.strings.intern(c)),
+            subject: match issue.client {
+                Some(_) => self.strings.intern_opt(issue.subject),
+                None => of_grant.subject,
+            },
+            scope: issue
+                .scope
+                .map_or(of_grant.scope, |s| self.strings.intern(s)),
+            audience: match issue.kind {
+                TokenKind::Refresh => of_grant.resources,
+                TokenKind::Access => self.strings.intern_opt(audience.as_deref()),
+            },
+            act: self.strings.intern_opt(act.as_deref()),
+        };
         let record = TokenRecord {
             hash: issue.hash,
             jti: issue.jti,
@@ -345,19 +386,7 @@ impl Tokens {
             expires_at: issue.expires_at,
             grant,
             next_in_grant: END,
-            client: issue
-                .client
-                .map_or(grant_client, |c| self.strings.intern(c)),
-            subject: match issue.client {
-                Some(_) => self.strings.intern_opt(issue.subject),
-                None => grant_subject,
-            },
-            scope: issue.scope.map_or(grant_scope, |s| self.strings.intern(s)),
-            audience: match issue.kind {
-                TokenKind::Refresh => grant_resources,
-                TokenKind::Access => self.strings.intern_opt(audience.as_deref()),
-            },
-            act: self.strings.intern_opt(act.as_deref()),
+            facts: self.token_facts.number(&facts, |f| *f),
         };
         let index = self.records.len() as u32;
         self.records.push(record);
@@ -421,6 +450,8 @@ struct TokensRef<'a> {
     records: &'a Chunked<TokenRecord>,
     grants: &'a Chunked<GrantEntry>,
     strings: &'a Interner,
+    token_facts: &'a Distinct<TokenFacts>,
+    grant_facts: &'a Distinct<GrantFacts>,
 }
 
 #[derive(Deserialize)]
@@ -428,6 +459,8 @@ struct TokensData {
     records: Chunked<TokenRecord>,
     grants: Chunked<GrantEntry>,
     strings: Interner,
+    token_facts: Distinct<TokenFacts>,
+    grant_facts: Distinct<GrantFacts>,
 }
 
 impl Serialize for Tokens {
@@ -436,6 +469,8 @@ impl Serialize for Tokens {
             records: &self.records,
             grants: &self.grants,
             strings: &self.strings,
+            token_facts: &self.token_facts,
+            grant_facts: &self.grant_facts,
         }
         .serialize(serializer)
     }
@@ -448,6 +483,8 @@ impl<'de> Deserialize<'de> for Tokens {
             records: data.records,
             grants: data.grants,
             strings: data.strings,
+            token_facts: data.token_facts,
+            grant_facts: data.grant_facts,
             ..Tokens::default()
         };
         tokens.rebuild_indexes();
