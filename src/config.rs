@@ -27,7 +27,8 @@ pub struct ServeConfig {
     pub key_rotation: Option<Duration>,
     /// Write a projection checkpoint after this many events.
     pub checkpoint_every: u64,
-    /// Most actors of each kind kept live.
+    /// Most actors of each kind kept live. A live actor costs about 800 bytes and saves only
+    /// the read of its stream's few events on its next command, so this stays small.
     pub actor_capacity: usize,
     /// Actors unused this long are passivated.
     pub actor_idle: Duration,
@@ -50,7 +51,7 @@ impl ServeConfig {
             max_body: 16 * 1024,
             key_rotation: Some(Duration::from_secs(90 * 86_400)),
             checkpoint_every: 100_000,
-            actor_capacity: 10_000,
+            actor_capacity: 1_000,
             actor_idle: Duration::from_secs(60),
         }
     }
