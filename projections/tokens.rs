@@ -1,8 +1,8 @@
 //! The token read model behind introspection (RFC 7662) and revocation (RFC 7009): every
-//! access and refresh token by the hash of its text, with status and expiry.
+//! access and refresh token by the hash of its text and by `jti`, with status and expiry.
 //!
 //! Memory layout, since this model holds every live token: records sit in one chunked slab;
-//! the indexes (token by hash, grant by id) are sharded tables of slab positions (about 5
+//! the indexes (token by hash and by `jti`, grant by id) are sharded tables of slab positions (about 5
 //! bytes a slot); strings, and the combinations of them that tokens and grants share, are
 //! interned; each grant threads its tokens through the records, so revoking it walks them.
 //! The slabs and indexes grow a piece at a time (see [`crate::growth`]), so folding under the
@@ -115,7 +115,7 @@ impl TokenView<'_> {
     }
 }
 
-/// Every token, by hash.
+/// Every token, by hash and by `jti`.
 #[derive(Debug, Default)]
 pub struct Tokens {
     records: Chunked<TokenRecord>,
@@ -124,6 +124,7 @@ pub struct Tokens {
     token_facts: Distinct<TokenFacts>,
     grant_facts: Distinct<GrantFacts>,
     by_hash: Sharded<u32>,
+    by_jti: Sharded<u32>,
     by_grant: Sharded<u32>,
     hasher: DefaultHashBuilder,
 }
@@ -210,6 +211,14 @@ impl Tokens {
         let h = self.hasher.hash_one(hash);
         self.by_hash
             .find(h, |&i| self.records[i as usize].hash == *hash)
+            .map(|&i| self.view(i))
+    }
+
+    /// The access token with this `jti`.
+    pub fn by_jti(&self, jti: &Uuid) -> Option<TokenView<'_>> {
+        let h = self.hasher.hash_one(jti);
+        self.by_jti
+            .find(h, |&i| self.records[i as usize].jti.as_ref() == Some(jti))
             .map(|&i| self.view(i))
     }
 
@@ -401,10 +410,17 @@ impl Tokens {
 
     fn index_record(&mut self, index: u32) {
         let (records, hasher) = (&self.records, &self.hasher);
+        let record = &records[index as usize];
         self.by_hash
-            .insert_unique(hasher.hash_one(records[index as usize].hash), index, |&i| {
+            .insert_unique(hasher.hash_one(record.hash), index, |&i| {
                 hasher.hash_one(records[i as usize].hash)
             });
+        if let Some(jti) = record.jti {
+            self.by_jti
+                .insert_unique(hasher.hash_one(jti), index, |&i| {
+                    hasher.hash_one(records[i as usize].jti.unwrap_or_default())
+                });
+        }
     }
 
     fn set_status(&mut self, hash: &SecretHash, status: TokenStatus) {
@@ -431,6 +447,7 @@ impl Tokens {
 
     fn rebuild_indexes(&mut self) {
         self.by_hash = Sharded::with_capacity(self.records.len());
+        self.by_jti = Sharded::with_capacity(self.records.len());
         self.by_grant = Sharded::with_capacity(self.grants.len());
         for index in 0..self.records.len() as u32 {
             self.index_record(index);
@@ -499,7 +516,7 @@ mod tests {
     use crate::events::synthetic;
 
     #[test]
-    fn every_token_folded_is_found_by_hash_across_chunks_and_shards() {
+    fn every_token_folded_is_found_by_hash_and_jti_across_chunks_and_shards() {
         let now = Timestamp(1_795_000_000_000);
         let mut tokens = Tokens::default();
         let families = 10_000;
@@ -523,6 +540,8 @@ mod tests {
         for i in 0..families {
             let access = tokens.by_hash(&SecretHash::of(&format!("at-{i}"))).unwrap();
             assert_eq!(access.kind, TokenKind::Access);
+            let by_jti = tokens.by_jti(&access.jti.unwrap()).unwrap();
+            assert_eq!(by_jti, access);
             let refresh = tokens.by_hash(&SecretHash::of(&format!("rt-{i}"))).unwrap();
             assert_eq!(refresh.grant_id, access.grant_id);
         }
