@@ -58,7 +58,8 @@ pub fn mount(config: &mut web::ServiceConfig, prefix: &str, max_body: usize) {
         .service(web::scope(prefix).configure(routes));
 }
 
-/// Mounts every route at the root.
+/// Mounts every route at the root. actix tries them in order and a path with a `{segment}`
+/// is a regex match, so the busy fixed paths (token, introspection) come before those.
 fn routes(config: &mut web::ServiceConfig) {
     config
         .service(only("/healthz", web::get().to(health::health)))
@@ -73,6 +74,15 @@ fn routes(config: &mut web::ServiceConfig) {
             &["/.well-known/jwks.json"],
             web::get().to(discovery::jwks),
         ))
+        .service(only("/token", web::post().to(token::token)))
+        .service(only("/introspect", web::post().to(introspect::introspect)))
+        .service(only("/revoke", web::post().to(revoke::revoke)))
+        .service(
+            web::resource("/userinfo")
+                .route(web::get().to(userinfo::userinfo))
+                .route(web::post().to(userinfo::userinfo))
+                .default_service(web::to(method_not_allowed)),
+        )
         .service(
             web::resource("/authorize")
                 .route(web::get().to(authorize::authorize))
@@ -92,16 +102,7 @@ fn routes(config: &mut web::ServiceConfig) {
                 .default_service(web::to(method_not_allowed))
                 .wrap(from_fn(funnel::tailnet_only)),
         )
-        .configure(admin::routes)
-        .service(only("/token", web::post().to(token::token)))
-        .service(only("/introspect", web::post().to(introspect::introspect)))
-        .service(only("/revoke", web::post().to(revoke::revoke)))
-        .service(
-            web::resource("/userinfo")
-                .route(web::get().to(userinfo::userinfo))
-                .route(web::post().to(userinfo::userinfo))
-                .default_service(web::to(method_not_allowed)),
-        );
+        .configure(admin::routes);
 }
 
 /// For `HttpServer::on_connect`: turns Nagle's algorithm off on each accepted connection, so
