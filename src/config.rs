@@ -27,7 +27,7 @@ pub struct ServeConfig {
     pub key_rotation: Option<Duration>,
     /// Write a projection checkpoint after this many events.
     pub checkpoint_every: u64,
-    /// Most actors of each kind kept live. A live actor costs about 800 bytes and saves only
+    /// Most actors of each kind kept live. A live actor costs about 850 bytes and saves only
     /// the read of its stream's few events on its next command, so this stays small.
     pub actor_capacity: usize,
     /// Actors unused this long are passivated.
