@@ -135,17 +135,21 @@ pub(crate) fn escape_html(text: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// The bearer token of an `Authorization` header (RFC 6750 §2.1), if there is one.
+/// The bearer token of a request's `Authorization` header (RFC 6750 §2.1), if there is one.
 pub fn bearer_token(request: &actix_web::HttpRequest) -> Option<&str> {
     request
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim)
+        .and_then(bearer)
+}
+
+/// The token of an `Authorization` header value in the `Bearer` scheme, whose name is
+/// case-insensitive (RFC 9110 §11.1); `None` for another scheme or an empty token.
+pub fn bearer(authorization: &str) -> Option<&str> {
+    let (scheme, token) = authorization.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 /// A resource answering `route` and 405 for any other method.
@@ -167,4 +171,20 @@ pub(crate) async fn method_not_allowed() -> Result<actix_web::HttpResponse, OAut
     Err(OAuthError::MethodNotAllowed(
         "method not allowed on this endpoint".into(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer;
+
+    #[test]
+    fn bearer_reads_the_scheme_in_any_case_and_nothing_else() {
+        assert_eq!(bearer("Bearer abc.def"), Some("abc.def"));
+        assert_eq!(bearer("bearer abc"), Some("abc"));
+        assert_eq!(bearer("BEARER  abc "), Some("abc"));
+        assert_eq!(bearer("Basic YWJjOmRlZg=="), None);
+        assert_eq!(bearer("Bearer "), None);
+        assert_eq!(bearer("Bearerabc"), None);
+        assert_eq!(bearer("abc"), None);
+    }
 }

@@ -12,7 +12,6 @@ use crate::events::{ClientMetadata, RevocationReason};
 use crate::projections::clients::ClientView;
 use crate::secret::{self, SecretHash};
 use crate::server::Warrant;
-use actix_web::http::header::AUTHORIZATION;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::Value;
@@ -164,21 +163,16 @@ fn managed(
     request: &HttpRequest,
     client_id: &str,
 ) -> Result<Arc<ClientView>, OAuthError> {
-    let token = request
-        .headers()
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or_else(|| {
-            OAuthError::InvalidToken("a registration access token is required".into())
-        })?;
+    let token = super::bearer_token(request).ok_or_else(|| {
+        OAuthError::InvalidToken("a registration access token is required".into())
+    })?;
     let models = warrant.models.read();
     models
         .clients
         .get(client_id)
         .filter(|view| {
             view.registration_token_hash
-                .is_some_and(|h| h.matches(token.trim()))
+                .is_some_and(|h| h.matches(token))
         })
         .cloned()
         .ok_or_else(|| {

@@ -137,8 +137,8 @@ async fn require_token(
         .headers()
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(|v| v.trim().to_owned());
+        .and_then(crate::http::bearer)
+        .map(str::to_owned);
     let Some(token) = token else {
         return unauthorized(&protected.resource, None);
     };

@@ -125,9 +125,25 @@ fn registration_is_read_and_updated_with_its_access_token_only() {
     assert_eq!(read["client_name"], "first");
     assert_eq!(read["client_id"], client.body["client_id"]);
     assert!(read.get("client_secret").is_none(), "only the hash is kept");
+    let lower_case_scheme = http()
+        .get(&client.uri)
+        .header("authorization", format!("bearer {}", client.token))
+        .send()
+        .unwrap();
+    assert_eq!(
+        lower_case_scheme.status(),
+        200,
+        "the scheme is case-insensitive"
+    );
 
     for (what, request) in [
         ("no token", http().get(&client.uri)),
+        (
+            "the token in another scheme",
+            http()
+                .get(&client.uri)
+                .header("authorization", format!("Basic {}", client.token)),
+        ),
         ("wrong token", http().get(&client.uri).bearer_auth("nope")),
         (
             "the client secret instead",
