@@ -168,8 +168,9 @@ impl<T> Sharded<T> {
         self.shards[shard(hash)].insert_unique(hash, value, hasher);
     }
 
-    /// Every entry, in no particular order.
-    pub fn iter(&self) -> impl Iterator<Item = &T> {
+    /// Every entry, in no particular order (for tests that look at what is stored).
+    #[cfg(test)]
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &T> {
         self.shards.iter().flatten()
     }
 }
