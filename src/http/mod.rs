@@ -47,31 +47,31 @@ pub fn mount(config: &mut web::ServiceConfig, prefix: &str, max_body: usize) {
         routes(config);
         return;
     }
-    config
-        .service(public(
-            &[
-                &format!("/.well-known/oauth-authorization-server{prefix}"),
-                &format!("/.well-known/openid-configuration{prefix}"),
-            ],
+    for metadata in ["oauth-authorization-server", "openid-configuration"] {
+        config.service(public(
+            &format!("/.well-known/{metadata}{prefix}"),
             web::get().to(discovery::document),
-        ))
-        .service(web::scope(prefix).configure(routes));
+        ));
+    }
+    config.service(web::scope(prefix).configure(routes));
 }
 
 /// Mounts every route at the root. actix tries them in order and a path with a `{segment}`
-/// is a regex match, so the busy fixed paths (token, introspection) come before those.
+/// is a regex match, so the busy fixed paths (token, introspection) come before those, and
+/// every fixed path is a resource of its own.
 fn routes(config: &mut web::ServiceConfig) {
     config
         .service(only("/healthz", web::get().to(health::health)))
         .service(public(
-            &[
-                "/.well-known/openid-configuration",
-                "/.well-known/oauth-authorization-server",
-            ],
+            "/.well-known/openid-configuration",
             web::get().to(discovery::document),
         ))
         .service(public(
-            &["/.well-known/jwks.json"],
+            "/.well-known/oauth-authorization-server",
+            web::get().to(discovery::document),
+        ))
+        .service(public(
+            "/.well-known/jwks.json",
             web::get().to(discovery::jwks),
         ))
         .service(only("/token", web::post().to(token::token)))
@@ -159,9 +159,10 @@ pub(crate) fn only(path: &str, route: actix_web::Route) -> actix_web::Resource {
         .default_service(web::to(method_not_allowed))
 }
 
-/// A public document: `route`, the CORS preflight, and 405 for anything else.
-fn public(paths: &[&str], route: actix_web::Route) -> actix_web::Resource {
-    web::resource(paths.to_vec())
+/// A public document at `path`: `route`, the CORS preflight, and 405 for anything else.
+/// One path per resource: actix matches a resource of several paths by regex.
+fn public(path: &str, route: actix_web::Route) -> actix_web::Resource {
+    web::resource(path)
         .route(route)
         .route(web::method(actix_web::http::Method::OPTIONS).to(discovery::preflight))
         .default_service(web::to(method_not_allowed))
