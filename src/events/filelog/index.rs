@@ -102,6 +102,16 @@ impl Equivalent<StreamKey> for KeyRef<'_> {
     }
 }
 
+impl KeyRef<'_> {
+    /// The key it stands for, as the table stores it (owning its name).
+    fn stored(&self) -> StreamKey {
+        match *self {
+            KeyRef::Uuid { prefix, id } => StreamKey::Uuid { prefix, id },
+            KeyRef::Other(name) => StreamKey::Other(name.into()),
+        }
+    }
+}
+
 /// `name` split into a prefix and a UUID in the form `Uuid` prints, if it is one.
 fn split_uuid(name: &str) -> Option<(&str, uuid::Uuid)> {
     let at = name.len().checked_sub(36)?;
@@ -142,29 +152,31 @@ impl Index {
     fn key<'a>(&self, stream: &'a str) -> Option<KeyRef<'a>> {
         Some(match split_uuid(stream) {
             Some((prefix, id)) => KeyRef::Uuid {
-                prefix: self.prefixes.iter().position(|p| **p == *prefix)? as u32,
+                prefix: self.prefix_number(prefix)?,
                 id: id.into_bytes(),
             },
             None => KeyRef::Other(stream),
         })
     }
 
-    /// The key for `stream`, numbering its prefix if it is new.
-    fn key_or_new(&mut self, stream: &str) -> StreamKey {
+    /// The key of `stream`, numbering its prefix if it is new.
+    fn key_or_new<'a>(&mut self, stream: &'a str) -> KeyRef<'a> {
         let Some((prefix, id)) = split_uuid(stream) else {
-            return StreamKey::Other(stream.into());
+            return KeyRef::Other(stream);
         };
-        let number = match self.prefixes.iter().position(|p| **p == *prefix) {
-            Some(number) => number,
-            None => {
-                self.prefixes.push(prefix.into());
-                self.prefixes.len() - 1
-            }
-        };
-        StreamKey::Uuid {
-            prefix: number as u32,
+        let prefix = self.prefix_number(prefix).unwrap_or_else(|| {
+            self.prefixes.push(prefix.into());
+            self.prefixes.len() as u32 - 1
+        });
+        KeyRef::Uuid {
+            prefix,
             id: id.into_bytes(),
         }
+    }
+
+    fn prefix_number(&self, prefix: &str) -> Option<u32> {
+        let number = self.prefixes.iter().position(|p| **p == *prefix)?;
+        Some(number as u32)
     }
 
     fn positions(&self, stream: &str) -> Option<&Positions> {
@@ -183,19 +195,16 @@ impl Index {
     pub fn push(&mut self, stream: &str, location: Location) {
         self.locations.push(location);
         let position = self.head();
-        if let Some(key) = self.key(stream)
-            && let Some((_, positions)) = self
-                .streams
-                .find_mut(self.hasher.hash_one(&key), |(k, _)| key.equivalent(k))
-        {
+        let key = self.key_or_new(stream);
+        let hash = self.hasher.hash_one(&key);
+        if let Some((_, positions)) = self.streams.find_mut(hash, |(k, _)| key.equivalent(k)) {
             positions.push(position);
             return;
         }
-        let key = self.key_or_new(stream);
         let hasher = &self.hasher;
         self.streams.insert_unique(
-            hasher.hash_one(&key),
-            (key, smallvec::smallvec![position]),
+            hash,
+            (key.stored(), smallvec::smallvec![position]),
             |(k, _)| hasher.hash_one(k),
         );
     }
