@@ -2,11 +2,12 @@
 //! access and refresh token by the hash of its text and by `jti`, with status and expiry.
 //!
 //! Memory layout, since this model holds every live token: records sit in one chunked slab;
-//! the indexes (token by hash and by `jti`, grant by id) are sharded tables of slab positions (about 5
-//! bytes a slot); strings, and the combinations of them that tokens and grants share, are
-//! interned; each grant threads its tokens through the records, so revoking it walks them.
-//! The slabs and indexes grow a piece at a time (see [`crate::growth`]), so folding under the
-//! write lock never copies or rehashes the whole model.
+//! the indexes (token by hash and by `jti`, grant by id) are sharded tables of slab
+//! positions (about 5 bytes a slot); strings, and the combinations of them that tokens and
+//! grants share, are interned; each grant threads its tokens through the records, so
+//! revoking it walks them. The slabs and indexes grow a piece at a time (see
+//! [`crate::growth`]), so folding under the write lock never copies or rehashes the whole
+//! model.
 
 use super::interner::{Distinct, Interner, Sym};
 use crate::events::{ActorClaim, Envelope, Event, RevocationReason, TokenKind};
@@ -208,10 +209,7 @@ impl Tokens {
 
     /// The token whose text hashes to `hash`.
     pub fn by_hash(&self, hash: &SecretHash) -> Option<TokenView<'_>> {
-        let h = self.hasher.hash_one(hash);
-        self.by_hash
-            .find(h, |&i| self.records[i as usize].hash == *hash)
-            .map(|&i| self.view(i))
+        self.find_hash(hash).map(|i| self.view(i))
     }
 
     /// The access token with this `jti`.

@@ -188,14 +188,10 @@ pub(super) async fn run_grant(
         .grants
         .execute(&grant_id.to_string(), command, CommandContext::at(now))
         .await
-        .map_err(grant_refused)
-}
-
-fn grant_refused(err: CommandError<GrantError>) -> OAuthError {
-    match err {
-        CommandError::Refused(refusal) => OAuthError::InvalidGrant(refusal.to_string()),
-        CommandError::Store(err) => err.into(),
-    }
+        .map_err(|err| match err {
+            CommandError::Refused(refusal) => OAuthError::InvalidGrant(refusal.to_string()),
+            CommandError::Store(err) => err.into(),
+        })
 }
 
 /// Waits until the read models show what was committed, then answers (RFC 6749 §5.1).
