@@ -51,25 +51,39 @@ impl fmt::Debug for SecretHash {
 impl fmt::Display for SecretHash {
     /// Lower-case hex.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&to_hex(&self.0))
+        f.write_str(self.hex(&mut [0; 64]))
     }
+}
+
+impl SecretHash {
+    /// Lower-case hex, written into `buf`.
+    fn hex<'b>(&self, buf: &'b mut [u8; 64]) -> &'b str {
+        hex_into(&self.0, buf)
+    }
+}
+
+const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
+
+/// Writes the lower-case hex of `bytes` into `out` (twice as long) and returns it.
+fn hex_into<'o>(bytes: &[u8], out: &'o mut [u8]) -> &'o str {
+    for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = HEX_DIGITS[usize::from(b >> 4)];
+        pair[1] = HEX_DIGITS[usize::from(b & 0xf)];
+    }
+    std::str::from_utf8(out).expect("hex digits are ASCII")
 }
 
 /// Lower-case hex of any bytes.
 pub fn to_hex(bytes: &[u8]) -> String {
-    use fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut out, b| {
-            let _ = write!(out, "{b:02x}");
-            out
-        })
+    let mut out = vec![0; bytes.len() * 2];
+    hex_into(bytes, &mut out);
+    String::from_utf8(out).expect("hex digits are ASCII")
 }
 
 impl Serialize for SecretHash {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         if serializer.is_human_readable() {
-            serializer.collect_str(self)
+            serializer.serialize_str(self.hex(&mut [0; 64]))
         } else {
             self.0.serialize(serializer)
         }
@@ -139,6 +153,17 @@ mod tests {
         assert!(hash.matches("s3cret"));
         assert!(!hash.matches("s3cres"));
         assert!(!hash.matches(""));
+    }
+
+    #[test]
+    fn hex_is_lower_case_two_digits_a_byte() {
+        assert_eq!(to_hex(&[0x00, 0x0f, 0xa0, 0xff]), "000fa0ff");
+        let hash = SecretHash::of("abc");
+        assert_eq!(
+            hash.to_string(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(parse_hex32(&hash.to_string()), Some(hash.0));
     }
 
     #[test]
