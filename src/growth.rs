@@ -167,12 +167,6 @@ impl<T> Sharded<T> {
     pub fn insert_unique(&mut self, hash: u64, value: T, hasher: impl Fn(&T) -> u64) {
         self.shards[shard(hash)].insert_unique(hash, value, hasher);
     }
-
-    /// Every entry, in no particular order (for tests that look at what is stored).
-    #[cfg(test)]
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &T> {
-        self.shards.iter().flatten()
-    }
 }
 
 #[cfg(test)]

@@ -4,14 +4,14 @@
 //! copied or rehashed.
 
 use crate::growth::{Chunked, Sharded};
-use hashbrown::{DefaultHashBuilder, Equivalent};
-use smallvec::SmallVec;
+use hashbrown::DefaultHashBuilder;
 use std::fs::File;
 use std::hash::BuildHasher;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
-/// Where a record's frame starts in its segment, and its body length.
+/// Where a record's frame starts in its segment, and its body length. The index keeps only
+/// the offset: a frame ends where the next one starts, or where its segment ends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Location {
     /// Offset of the frame within the segment file.
@@ -28,6 +28,8 @@ pub struct Segment {
     /// Its path.
     pub path: PathBuf,
     file: OnceLock<Arc<File>>,
+    /// Offset just past its last indexed frame.
+    end: u64,
 }
 
 impl Segment {
@@ -37,14 +39,20 @@ impl Segment {
             base,
             path,
             file: OnceLock::new(),
+            end: 0,
         }
     }
 
     /// A segment with its file already open.
     pub fn with_file(base: u64, path: PathBuf, file: Arc<File>) -> Segment {
         let segment = Segment::new(base, path);
-        let _ = segment.file.set(file);
+        segment.keep_open(file);
         segment
+    }
+
+    /// Reads through `file` from now on, unless the segment was opened for reading already.
+    pub fn keep_open(&self, file: Arc<File>) {
+        let _ = self.file.set(file);
     }
 
     /// The file, opened on first use.
@@ -62,54 +70,59 @@ impl Segment {
 pub struct Index {
     /// Segments ordered by base position.
     pub segments: Vec<Segment>,
-    /// `locations[p - 1]` is where position `p` is.
-    locations: Chunked<Location>,
-    /// Each stream and the positions of its events, in version order.
-    streams: Sharded<(StreamKey, Positions)>,
+    /// `offsets[p - 1]` is where position `p`'s frame starts in its segment.
+    offsets: Chunked<u32>,
+    /// Every stream, densely, in order of first appearance.
+    streams: Chunked<Stream>,
+    /// Each stream's number in `streams`, found by its key.
+    by_key: Sharded<u32>,
+    /// The positions of the streams holding more than two events.
+    long: Chunked<Vec<u64>>,
     /// The prefixes of the streams named `{prefix}{uuid}`, numbered by first use.
     prefixes: Vec<Box<str>>,
+    /// The streams with any other name, numbered by first use.
+    named: hashbrown::HashMap<Box<str>, u32>,
     hasher: DefaultHashBuilder,
 }
 
-/// A stream's positions; most streams hold one or two events, kept inline.
-type Positions = SmallVec<[u64; 2]>;
-
 /// A stream's name, compactly. The aggregates name their streams `{prefix}{uuid}` (a UUID in
 /// its lower-case hyphenated form): those are kept as the prefix's number and the UUID's 16
-/// bytes instead of a 40-odd byte string on the heap; any other name is kept as it is.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-enum StreamKey {
-    Uuid { prefix: u32, id: [u8; 16] },
-    Other(Box<str>),
+/// bytes instead of a 40-odd byte string on the heap. Any other name is numbered (in
+/// `Index::named`) and keyed by [`NAMED`] and its number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct StreamKey {
+    prefix: u32,
+    id: [u8; 16],
 }
 
-/// A [`StreamKey`] to look up, borrowing the name; it hashes as the key it stands for.
-#[derive(Hash)]
-enum KeyRef<'a> {
-    Uuid { prefix: u32, id: [u8; 16] },
-    Other(&'a str),
-}
+/// The prefix number of the keys of streams not named `{prefix}{uuid}`.
+const NAMED: u32 = u32::MAX;
 
-impl Equivalent<StreamKey> for KeyRef<'_> {
-    fn equivalent(&self, key: &StreamKey) -> bool {
-        match (self, key) {
-            (KeyRef::Uuid { prefix, id }, StreamKey::Uuid { prefix: p, id: i }) => {
-                prefix == p && id == i
-            }
-            (KeyRef::Other(name), StreamKey::Other(other)) => **name == **other,
-            _ => false,
+impl StreamKey {
+    fn named(number: u32) -> StreamKey {
+        StreamKey {
+            prefix: NAMED,
+            id: u128::from(number).to_le_bytes(),
         }
     }
 }
 
-impl KeyRef<'_> {
-    /// The key it stands for, as the table stores it (owning its name).
-    fn stored(&self) -> StreamKey {
-        match *self {
-            KeyRef::Uuid { prefix, id } => StreamKey::Uuid { prefix, id },
-            KeyRef::Other(name) => StreamKey::Other(name.into()),
-        }
-    }
+/// One stream: its key and its positions in 40 bytes. Most streams hold one or two events,
+/// kept inline in `first` and `second`; a longer stream's positions are all in
+/// `Index::long`, and `first` is their number there. Packed to 4-byte alignment so the
+/// positions leave no padding beside the 20-byte key.
+#[derive(Clone, Copy, Debug)]
+#[repr(C, packed(4))]
+struct Stream {
+    key: StreamKey,
+    events: u32,
+    first: u64,
+    second: u64,
+}
+
+/// Offset just past the frame at `location`.
+fn frame_end(location: Location) -> u64 {
+    u64::from(location.offset) + super::frame::HEADER as u64 + u64::from(location.len)
 }
 
 /// `name` split into a prefix and a UUID in the form `Uuid` prints, if it is one.
@@ -140,35 +153,37 @@ pub struct Run {
 impl Index {
     /// The last position indexed (0 when empty).
     pub fn head(&self) -> u64 {
-        self.locations.len() as u64
+        self.offsets.len() as u64
     }
 
     /// How many events `stream` holds.
     pub fn stream_version(&self, stream: &str) -> u64 {
-        self.positions(stream).map_or(0, |p| p.len() as u64)
+        self.find(stream)
+            .map_or(0, |n| u64::from(self.streams[n as usize].events))
     }
 
-    /// The key `stream` has, if the index knows its prefix.
-    fn key<'a>(&self, stream: &'a str) -> Option<KeyRef<'a>> {
-        Some(match split_uuid(stream) {
-            Some((prefix, id)) => KeyRef::Uuid {
+    /// The key `stream` has, if the index knows its prefix (or its name).
+    fn key(&self, stream: &str) -> Option<StreamKey> {
+        match split_uuid(stream) {
+            Some((prefix, id)) => Some(StreamKey {
                 prefix: self.prefix_number(prefix)?,
                 id: id.into_bytes(),
-            },
-            None => KeyRef::Other(stream),
-        })
+            }),
+            None => self.named.get(stream).map(|&n| StreamKey::named(n)),
+        }
     }
 
-    /// The key of `stream`, numbering its prefix if it is new.
-    fn key_or_new<'a>(&mut self, stream: &'a str) -> KeyRef<'a> {
+    /// The key of `stream`, numbering its prefix (or its name) if it is new.
+    fn key_or_new(&mut self, stream: &str) -> StreamKey {
         let Some((prefix, id)) = split_uuid(stream) else {
-            return KeyRef::Other(stream);
+            let next = self.named.len() as u32;
+            return StreamKey::named(*self.named.entry(stream.into()).or_insert(next));
         };
         let prefix = self.prefix_number(prefix).unwrap_or_else(|| {
             self.prefixes.push(prefix.into());
             self.prefixes.len() as u32 - 1
         });
-        KeyRef::Uuid {
+        StreamKey {
             prefix,
             id: id.into_bytes(),
         }
@@ -179,11 +194,19 @@ impl Index {
         Some(number as u32)
     }
 
-    fn positions(&self, stream: &str) -> Option<&Positions> {
+    /// The number of the stream with `key`.
+    fn find_key(&self, key: StreamKey, hash: u64) -> Option<u32> {
+        let streams = &self.streams;
+        let found = self.by_key.find(hash, |&n| {
+            let stream = streams[n as usize];
+            stream.key == key
+        });
+        found.copied()
+    }
+
+    fn find(&self, stream: &str) -> Option<u32> {
         let key = self.key(stream)?;
-        self.streams
-            .find(self.hasher.hash_one(&key), |(k, _)| key.equivalent(k))
-            .map(|(_, positions)| positions)
+        self.find_key(key, self.hasher.hash_one(key))
     }
 
     /// How many streams exist.
@@ -191,30 +214,62 @@ impl Index {
         self.streams.len()
     }
 
-    /// Records the next position, belonging to `stream`.
+    /// Records the next position, belonging to `stream`, in the last segment.
     pub fn push(&mut self, stream: &str, location: Location) {
-        self.locations.push(location);
+        self.offsets.push(location.offset);
+        if let Some(segment) = self.segments.last_mut() {
+            segment.end = frame_end(location);
+        }
         let position = self.head();
         let key = self.key_or_new(stream);
-        let hash = self.hasher.hash_one(&key);
-        if let Some((_, positions)) = self.streams.find_mut(hash, |(k, _)| key.equivalent(k)) {
-            positions.push(position);
-            return;
+        let hash = self.hasher.hash_one(key);
+        match self.find_key(key, hash) {
+            Some(n) => self.extend(n, position),
+            None => {
+                let n = self.streams.len() as u32;
+                self.streams.push(Stream {
+                    key,
+                    events: 1,
+                    first: position,
+                    second: 0,
+                });
+                let (streams, hasher) = (&self.streams, &self.hasher);
+                self.by_key.insert_unique(hash, n, |&n| {
+                    let stream = streams[n as usize];
+                    hasher.hash_one(stream.key)
+                });
+            }
         }
-        let hasher = &self.hasher;
-        self.streams.insert_unique(
-            hash,
-            (key.stored(), smallvec::smallvec![position]),
-            |(k, _)| hasher.hash_one(k),
-        );
+    }
+
+    /// Adds `position` to stream number `n`.
+    fn extend(&mut self, n: u32, position: u64) {
+        let stream = &mut self.streams[n as usize];
+        match stream.events {
+            1 => stream.second = position,
+            2 => {
+                let (first, second) = (stream.first, stream.second);
+                stream.first = self.long.len() as u64;
+                self.long.push(vec![first, second, position]);
+            }
+            _ => self.long[stream.first as usize].push(position),
+        }
+        stream.events += 1;
     }
 
     /// The positions of `stream` from `from_version` on.
     pub fn stream_positions(&self, stream: &str, from_version: u64) -> Vec<u64> {
+        let Some(n) = self.find(stream) else {
+            return Vec::new();
+        };
+        let stream = self.streams[n as usize];
         let skip = from_version.saturating_sub(1) as usize;
-        self.positions(stream)
-            .map(|p| p.get(skip..).unwrap_or_default().to_vec())
-            .unwrap_or_default()
+        let all = match stream.events {
+            1 => &[stream.first][..],
+            2 => &[stream.first, stream.second][..],
+            _ => &self.long[stream.first as usize][..],
+        };
+        all.get(skip..).unwrap_or_default().to_vec()
     }
 
     /// Splits positions `first..=last` into runs, one per segment touched.
@@ -228,14 +283,20 @@ impl Index {
                 .segments
                 .get(seg + 1)
                 .map_or(last, |next| (next.base - 1).min(last));
-            let from = self.locations[(position - 1) as usize];
-            let to = self.locations[(seg_last - 1) as usize];
+            let ends_segment = self
+                .segments
+                .get(seg + 1)
+                .map_or(seg_last == self.head(), |next| seg_last + 1 == next.base);
+            let end = match ends_segment {
+                true => segment.end,
+                false => u64::from(self.offsets[seg_last as usize]),
+            };
             runs.push(Run {
                 file: segment.file()?,
                 path: segment.path.clone(),
                 first: position,
-                start: u64::from(from.offset),
-                end: u64::from(to.offset) + super::frame::HEADER as u64 + u64::from(to.len),
+                start: u64::from(self.offsets[(position - 1) as usize]),
+                end,
             });
             position = seg_last + 1;
         }
@@ -270,15 +331,19 @@ mod tests {
             assert_eq!(index.stream_version(name), i as u64 + 1, "{name}");
         }
         assert_eq!(index.stream_positions(&names[1], 2), [3]);
+        assert_eq!(index.stream_positions(&names[4], 1), [11, 12, 13, 14, 15]);
+        assert_eq!(index.stream_positions(&names[5], 4), [19, 20, 21]);
+        assert_eq!(index.stream_positions(&names[5], 7), [] as [u64; 0]);
         assert_eq!(index.stream_version(&format!("client-{id}")), 0);
         assert_eq!(index.stream_count(), names.len());
         let compact = index
             .streams
             .iter()
-            .filter(|(k, _)| matches!(k, StreamKey::Uuid { .. }))
+            .filter(|s| s.key.prefix != NAMED)
             .count();
         assert_eq!(compact, 3, "grant-, session- and the bare UUID");
         assert_eq!(index.prefixes.len(), 3);
+        assert_eq!(index.named.len(), 3);
     }
 
     #[test]

@@ -271,7 +271,7 @@ fn open_tail(
             .push(Segment::with_file(head + 1, path, file.clone()));
         return Ok(file);
     }
-    let last = index.segments.pop().expect("not empty");
+    let last = index.segments.last().expect("not empty");
     let file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -286,9 +286,7 @@ fn open_tail(
             )))?;
     }
     let file = Arc::new(file);
-    index
-        .segments
-        .push(Segment::with_file(last.base, last.path, file.clone()));
+    last.keep_open(file.clone());
     Ok(file)
 }
 
