@@ -107,17 +107,60 @@ impl StreamKey {
     }
 }
 
-/// One stream: its key and its positions in 40 bytes. Most streams hold one or two events,
-/// kept inline in `first` and `second`; a longer stream's positions are all in
-/// `Index::long`, and `first` is their number there. Packed to 4-byte alignment so the
-/// positions leave no padding beside the 20-byte key.
+/// One stream: its key and its positions in 40 bytes. Most streams hold one to three
+/// events, kept inline: the first position whole, the others as their distance from it
+/// (never 0). A longer stream, or one whose events lie more than `u32::MAX` positions apart,
+/// has all its positions in `Index::long`: `first` is their number there and `later` is
+/// zero. Packed to 4-byte alignment so the positions leave no padding beside the 20-byte key.
 #[derive(Clone, Copy, Debug)]
 #[repr(C, packed(4))]
 struct Stream {
     key: StreamKey,
     events: u32,
     first: u64,
-    second: u64,
+    later: [u32; 2],
+}
+
+impl Stream {
+    fn new(key: StreamKey, position: u64) -> Stream {
+        Stream {
+            key,
+            events: 1,
+            first: position,
+            later: [0; 2],
+        }
+    }
+
+    /// Whether its positions are in `Index::long`.
+    fn spilled(&self) -> bool {
+        self.events > 1 && self.later[0] == 0
+    }
+
+    /// Adds `position` (after all it holds), spilling into `long` when it no longer fits.
+    fn push(&mut self, position: u64, long: &mut Chunked<Vec<u64>>) {
+        let slot = self.events as usize - 1;
+        match self.inline() {
+            None => long[self.first as usize].push(position),
+            Some(inline) => match u32::try_from(position - self.first) {
+                Ok(delta) if slot < 2 => self.later[slot] = delta,
+                _ => {
+                    let all = inline.chain([position]).collect();
+                    self.first = long.len() as u64;
+                    self.later = [0; 2];
+                    long.push(all);
+                }
+            },
+        }
+        self.events += 1;
+    }
+
+    /// Its positions, if they are inline.
+    fn inline(&self) -> Option<impl Iterator<Item = u64> + use<>> {
+        let (first, later, events) = (self.first, self.later, self.events as usize);
+        let rest = later.into_iter().take(events - 1);
+        (!self.spilled())
+            .then(|| std::iter::once(first).chain(rest.map(move |d| first + u64::from(d))))
+    }
 }
 
 /// Offset just past the frame at `location`.
@@ -224,15 +267,10 @@ impl Index {
         let key = self.key_or_new(stream);
         let hash = self.hasher.hash_one(key);
         match self.find_key(key, hash) {
-            Some(n) => self.extend(n, position),
+            Some(n) => self.streams[n as usize].push(position, &mut self.long),
             None => {
                 let n = self.streams.len() as u32;
-                self.streams.push(Stream {
-                    key,
-                    events: 1,
-                    first: position,
-                    second: 0,
-                });
+                self.streams.push(Stream::new(key, position));
                 let (streams, hasher) = (&self.streams, &self.hasher);
                 self.by_key.insert_unique(hash, n, |&n| {
                     let stream = streams[n as usize];
@@ -242,21 +280,6 @@ impl Index {
         }
     }
 
-    /// Adds `position` to stream number `n`.
-    fn extend(&mut self, n: u32, position: u64) {
-        let stream = &mut self.streams[n as usize];
-        match stream.events {
-            1 => stream.second = position,
-            2 => {
-                let (first, second) = (stream.first, stream.second);
-                stream.first = self.long.len() as u64;
-                self.long.push(vec![first, second, position]);
-            }
-            _ => self.long[stream.first as usize].push(position),
-        }
-        stream.events += 1;
-    }
-
     /// The positions of `stream` from `from_version` on.
     pub fn stream_positions(&self, stream: &str, from_version: u64) -> Vec<u64> {
         let Some(n) = self.find(stream) else {
@@ -264,12 +287,13 @@ impl Index {
         };
         let stream = self.streams[n as usize];
         let skip = from_version.saturating_sub(1) as usize;
-        let all = match stream.events {
-            1 => &[stream.first][..],
-            2 => &[stream.first, stream.second][..],
-            _ => &self.long[stream.first as usize][..],
-        };
-        all.get(skip..).unwrap_or_default().to_vec()
+        match stream.inline() {
+            Some(inline) => inline.skip(skip).collect(),
+            None => self.long[stream.first as usize]
+                .get(skip..)
+                .unwrap_or_default()
+                .to_vec(),
+        }
     }
 
     /// Splits positions `first..=last` into runs, one per segment touched.
@@ -344,6 +368,34 @@ mod tests {
         assert_eq!(compact, 3, "grant-, session- and the bare UUID");
         assert_eq!(index.prefixes.len(), 3);
         assert_eq!(index.named.len(), 3);
+    }
+
+    #[test]
+    fn up_to_three_close_positions_stay_inline_and_others_spill() {
+        let key = StreamKey::named(0);
+        let positions = |stream: &Stream, long: &Chunked<Vec<u64>>| match stream.inline() {
+            Some(inline) => inline.collect::<Vec<_>>(),
+            None => long[stream.first as usize].clone(),
+        };
+        let mut long = Chunked::default();
+        let mut close = Stream::new(key, 7);
+        for p in [9, 1 << 20] {
+            close.push(p, &mut long);
+        }
+        assert!(!close.spilled());
+        assert_eq!(positions(&close, &long), [7, 9, 1 << 20]);
+        close.push((1 << 20) + 1, &mut long);
+        assert!(close.spilled());
+        assert_eq!(positions(&close, &long), [7, 9, 1 << 20, (1 << 20) + 1]);
+
+        let far = 7 + u64::from(u32::MAX) + 1;
+        let mut apart = Stream::new(key, 7);
+        apart.push(far, &mut long);
+        assert!(apart.spilled());
+        apart.push(far + 1, &mut long);
+        assert_eq!(positions(&apart, &long), [7, far, far + 1]);
+        assert_eq!(long.len(), 2);
+        assert_eq!(std::mem::size_of::<Stream>(), 40);
     }
 
     #[test]
