@@ -72,8 +72,8 @@ struct TokenFacts {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 struct GrantEntry {
     id: Uuid,
-    first_token: u32,
-    last_token: u32,
+    /// Its newest token; each record names the one issued before it in the grant.
+    latest_token: u32,
     revoked: Option<RevocationReason>,
     facts: u32,
 }
@@ -306,8 +306,7 @@ impl Tokens {
                 };
                 let entry = GrantEntry {
                     id: e.grant_id,
-                    first_token: END,
-                    last_token: END,
+                    latest_token: END,
                     revoked: None,
                     facts: self.grant_facts.number(&facts, |f| *f),
                 };
@@ -406,18 +405,13 @@ impl Tokens {
             issued_at: issue.issued_at,
             expires_at: issue.expires_at,
             grant,
-            next_in_grant: END,
+            next_in_grant: self.grants[grant as usize].latest_token,
             facts: self.token_facts.number(&facts, |f| *f),
         };
         let index = self.records.len() as u32;
         self.records.push(record);
         self.index_record(index);
-        let entry = &mut self.grants[grant as usize];
-        match entry.last_token {
-            END => entry.first_token = index,
-            last => self.records[last as usize].next_in_grant = index,
-        }
-        self.grants[grant as usize].last_token = index;
+        self.grants[grant as usize].latest_token = index;
     }
 
     fn index_record(&mut self, index: u32) {
@@ -447,7 +441,7 @@ impl Tokens {
         };
         let entry = &mut self.grants[grant as usize];
         entry.revoked.get_or_insert(reason);
-        let mut next = entry.first_token;
+        let mut next = entry.latest_token;
         while next != END {
             let record = &mut self.records[next as usize];
             if record.status == TokenStatus::Active {
