@@ -236,6 +236,22 @@ impl Envelope {
 }
 
 impl Envelope {
+    /// The envelope of an event just framed at `place` with record hash `hash`: what
+    /// [`Envelope::decode`] of that record gives, without reading it back.
+    pub fn placed(place: &Placement<'_>, event: NewEvent, hash: ChainHash) -> Envelope {
+        Envelope {
+            position: place.position,
+            stream: clip(place.stream, u16::MAX as usize).to_owned(),
+            version: place.version,
+            time: event.time,
+            node: clip(place.node, u8::MAX as usize).to_owned(),
+            correlation_id: event.correlation_id,
+            prev_hash: place.prev_hash,
+            hash,
+            event: event.event,
+        }
+    }
+
     /// The envelope as one JSON object, for export: every envelope field, hashes in hex,
     /// the payload under `payload`.
     pub fn to_json(&self) -> serde_json::Value {

@@ -21,6 +21,7 @@ use super::envelope::{Envelope, NewEvent, RecordError, hash_body, prev_hash_of};
 use super::store::validate_append;
 use super::{Appended, EventStore, ExpectedVersion, StoreError};
 use async_trait::async_trait;
+use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -71,15 +72,40 @@ impl FileLogOptions {
     }
 }
 
+/// Most committed envelopes kept for the next reader of the tail (one fold batch).
+const RECENT_MAX: usize = 4096;
+
 /// State shared by the handle and the writer thread.
 pub(crate) struct Shared {
     segment_dir: PathBuf,
     index: RwLock<Index>,
     head: watch::Sender<u64>,
     failure: Mutex<Option<String>>,
+    /// The envelopes of the latest durable records, in position order, until a `read_all`
+    /// takes them: the live follower folds what was just written without reading it back
+    /// from disk and decoding it. At most [`RECENT_MAX`]; older ones are read from disk.
+    recent: Mutex<VecDeque<Envelope>>,
 }
 
 impl Shared {
+    /// Hands the envelopes of a batch just made durable to the next reader of the tail.
+    fn publish(&self, committed: Vec<Envelope>) {
+        let mut recent = self.recent.lock().unwrap();
+        recent.extend(committed);
+        let excess = recent.len().saturating_sub(RECENT_MAX);
+        recent.drain(..excess);
+    }
+
+    /// Takes up to `max` envelopes from position `from` on, if the recent ones start there.
+    fn take_recent(&self, from: u64, max: usize) -> Option<Vec<Envelope>> {
+        let mut recent = self.recent.lock().unwrap();
+        let stale = recent.partition_point(|e| e.position < from);
+        recent.drain(..stale);
+        let take = max.min(recent.len());
+        let starts_here = recent.front().is_some_and(|e| e.position == from);
+        starts_here.then(|| recent.drain(..take).collect())
+    }
+
     fn failure(&self) -> Option<String> {
         self.failure.lock().unwrap().clone()
     }
@@ -131,6 +157,7 @@ impl FileLog {
                 index: RwLock::new(Index::default()),
                 head: head_tx,
                 failure: Mutex::new(None),
+                recent: Mutex::new(VecDeque::new()),
             }),
             queue: None,
             torn_tail: recovered.torn_tail.clone(),
@@ -363,6 +390,11 @@ impl EventStore for FileLog {
 
     async fn read_all(&self, from: u64, max: usize) -> Result<Vec<Envelope>, StoreError> {
         let from = from.max(1);
+        if max > 0
+            && let Some(recent) = self.shared.take_recent(from, max)
+        {
+            return Ok(recent);
+        }
         let runs = {
             let index = self.shared.index.read().unwrap();
             let last = index
@@ -382,5 +414,74 @@ impl EventStore for FileLog {
 
     fn head(&self) -> watch::Receiver<u64> {
         self.shared.head.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::Timestamp;
+    use crate::events::synthetic;
+
+    #[tokio::test]
+    async fn the_tail_handed_over_in_memory_equals_what_is_read_back_from_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = FileLogOptions {
+            segment_bytes: 4096,
+            ..FileLogOptions::writer("n".repeat(300))
+        };
+        let log = FileLog::open(dir.path(), options).unwrap();
+        let now = Timestamp(1_795_000_000_000);
+        let histories =
+            (0..20).flat_map(|i| [synthetic::client(i, now), synthetic::token_family(i, now)]);
+        for (stream, events) in histories {
+            log.append(&stream, ExpectedVersion::Exact(0), events)
+                .await
+                .unwrap();
+        }
+        let total = 20 * 4;
+        assert_eq!(log.shared.recent.lock().unwrap().len(), total);
+        let handed_over = log.read_all(1, 10_000).await.unwrap();
+        assert!(log.shared.recent.lock().unwrap().is_empty(), "taken once");
+        assert_eq!(handed_over[0].node.len(), 255, "clipped as in the record");
+
+        let reader = FileLog::open(dir.path(), FileLogOptions::reader()).unwrap();
+        assert!(reader.segment_count() > 1);
+        let from_disk = reader.read_all(1, 10_000).await.unwrap();
+        assert_eq!(handed_over, from_disk);
+        for from in 1..=total {
+            let page = reader.read_all(from as u64, 7).await.unwrap();
+            assert_eq!(
+                page,
+                from_disk[from - 1..(from + 6).min(total)],
+                "page at {from}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_reader_behind_the_handed_over_envelopes_reads_from_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = FileLog::open(dir.path(), FileLogOptions::writer("node-a")).unwrap();
+        let now = Timestamp(1_795_000_000_000);
+        for i in 0..3 {
+            let (stream, events) = synthetic::token_family(i, now);
+            log.append(&stream, ExpectedVersion::Exact(0), events)
+                .await
+                .unwrap();
+        }
+        log.shared.recent.lock().unwrap().drain(..4);
+        let all = log.read_all(1, 100).await.unwrap();
+        assert_eq!(
+            all.iter().map(|e| e.position).collect::<Vec<_>>(),
+            (1..=9).collect::<Vec<_>>()
+        );
+        let page = log.read_all(6, 2).await.unwrap();
+        assert_eq!(page, all[5..7]);
+        assert_eq!(
+            log.shared.recent.lock().unwrap().len(),
+            2,
+            "8 and 9 are left"
+        );
     }
 }

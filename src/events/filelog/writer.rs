@@ -1,6 +1,7 @@
 //! The single writer thread: group commit. It takes every append waiting in its queue,
 //! checks each one's expected version, frames them into one buffer, writes it, calls
-//! fdatasync once, and only then publishes the records and answers the appenders.
+//! fdatasync once, and only then publishes the records (to the index, and as envelopes to
+//! the next reader of the log's tail) and answers the appenders.
 //!
 //! A failed write or fdatasync is fatal: the log refuses every later append, since what the
 //! kernel kept of the failed write is unknown. The next start recovers from what is on disk.
@@ -9,7 +10,7 @@ use super::frame;
 use super::index::{Location, Segment};
 use super::recovery::segment_name;
 use super::{Shared, sync_dir};
-use crate::events::envelope::{ChainHash, NewEvent, Placement, encode_body};
+use crate::events::envelope::{ChainHash, Envelope, NewEvent, Placement, encode_body};
 use crate::events::{Appended, ExpectedVersion, StoreError};
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -74,7 +75,8 @@ impl Conflicts {
 struct Placed {
     request: AppendRequest,
     appended: Appended,
-    locations: Vec<Location>,
+    /// Each event's location and record hash.
+    records: Vec<(Location, ChainHash)>,
 }
 
 impl Writer {
@@ -118,6 +120,7 @@ impl Writer {
             }
             return;
         }
+        let chain_start = self.last_hash;
         let (placed, conflicts) = self.place(batch);
         if placed.is_empty() {
             conflicts.answer(None);
@@ -144,14 +147,39 @@ impl Writer {
         {
             let mut index = self.shared.index.write().unwrap();
             for p in &placed {
-                for location in &p.locations {
+                for (location, _) in &p.records {
                     index.push(&p.request.stream, *location);
                 }
             }
         }
+        let mut committed = Vec::with_capacity(placed.len());
+        let mut replies = Vec::with_capacity(placed.len());
+        let mut prev_hash = chain_start;
+        for Placed {
+            request,
+            appended,
+            records,
+        } in placed
+        {
+            let first_version = appended.stream_version + 1 - records.len() as u64;
+            for (i, ((event, _), (_, hash))) in request.events.into_iter().zip(records).enumerate()
+            {
+                let place = Placement {
+                    position: appended.first_position + i as u64,
+                    version: first_version + i as u64,
+                    stream: &request.stream,
+                    node: &self.node,
+                    prev_hash,
+                };
+                committed.push(Envelope::placed(&place, event, hash));
+                prev_hash = hash;
+            }
+            replies.push((request.reply, appended));
+        }
+        self.shared.publish(committed);
         self.shared.head.send_replace(self.next_position - 1);
-        for p in placed {
-            let _ = p.request.reply.send(Ok(p.appended));
+        for (reply, appended) in replies {
+            let _ = reply.send(Ok(appended));
         }
         conflicts.answer(None);
     }
@@ -184,7 +212,7 @@ impl Writer {
                 continue;
             }
             let first_position = self.next_position;
-            let mut locations = Vec::with_capacity(request.events.len());
+            let mut records = Vec::with_capacity(request.events.len());
             for (i, (event, payload)) in request.events.iter().enumerate() {
                 let offset = self.size + self.buf.len() as u64;
                 let place = Placement {
@@ -197,10 +225,11 @@ impl Writer {
                 let (len, hash) = frame::append(&mut self.buf, |out| {
                     encode_body(out, &place, event, payload)
                 });
-                locations.push(Location {
+                let location = Location {
                     offset: offset as u32,
                     len,
-                });
+                };
+                records.push((location, hash));
                 self.last_hash = hash;
                 self.next_position += 1;
             }
@@ -212,7 +241,7 @@ impl Writer {
                     last_position: self.next_position - 1,
                     stream_version,
                 },
-                locations,
+                records,
                 request,
             });
         }
