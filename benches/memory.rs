@@ -1,6 +1,7 @@
-//! Bytes of heap per active token in the token read model, and per client-credentials
-//! grant in each part of a running warrant's memory (the log's index and every read model),
-//! measured with a counting allocator: `cargo bench --bench memory`.
+//! Bytes of heap per active token in the token read model, per client-credentials grant in
+//! each part of a running warrant's memory (the log's index and every read model), and per
+//! three-event stream in the log's index, measured with a counting allocator:
+//! `cargo bench --bench memory`.
 //!
 //! Each token is a client-credentials-like family (one grant, one access token), the worst
 //! case for the per-grant bookkeeping; strings (clients, users, audiences) repeat as they do
@@ -115,23 +116,7 @@ fn main() {
 
     // Per client-credentials grant (2 events, one stream) in each part of the memory.
     let n = 200_000;
-    let (index_bytes, index) = measure(|| {
-        let mut index = Index::default();
-        for i in 0..n {
-            let stream = format!("grant-{}", Uuid::from_u128(i as u128 + 1));
-            for _ in 0..2 {
-                index.push(
-                    &stream,
-                    Location {
-                        offset: 0,
-                        len: 300,
-                    },
-                );
-            }
-        }
-        index
-    });
-    drop(index);
+    let grant_index_bytes = index_bytes(n, 2);
     let (models_bytes, models) = measure(|| {
         let mut models = ReadModels::default();
         let mut position = 0;
@@ -147,7 +132,31 @@ fn main() {
     let per = |bytes: usize| bytes as f64 / n as f64;
     println!(
         "per client-credentials grant ({n} grants): log index {:.0} bytes, all read models {:.0} bytes",
-        per(index_bytes),
+        per(grant_index_bytes),
         per(models_bytes)
     );
+    println!(
+        "log index per three-event stream (a code flow's session or grant; {n} streams): {:.0} bytes",
+        per(index_bytes(n, 3))
+    );
+}
+
+/// Heap bytes of a log index holding `streams` streams of `events` events each.
+fn index_bytes(streams: usize, events: usize) -> usize {
+    let (bytes, index) = measure(|| {
+        let mut index = Index::default();
+        for i in 0..streams {
+            let stream = format!("grant-{}", Uuid::from_u128(i as u128 + 1));
+            for _ in 0..events {
+                let location = Location {
+                    offset: 0,
+                    len: 300,
+                };
+                index.push(&stream, location);
+            }
+        }
+        index
+    });
+    drop(index);
+    bytes
 }
