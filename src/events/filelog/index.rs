@@ -76,7 +76,7 @@ pub struct Index {
     streams: Chunked<Stream>,
     /// Each stream's number in `streams`, found by its key.
     by_key: Sharded<u32>,
-    /// The positions of the streams holding more than two events.
+    /// The positions of the streams whose positions are not inline (see [`Stream`]).
     long: Chunked<Vec<u64>>,
     /// The prefixes of the streams named `{prefix}{uuid}`, numbered by first use.
     prefixes: Vec<Box<str>>,
@@ -154,6 +154,17 @@ impl Stream {
         self.events += 1;
     }
 
+    /// Its positions after the first `skip`, wherever they are.
+    fn positions(&self, long: &Chunked<Vec<u64>>, skip: usize) -> Vec<u64> {
+        match self.inline() {
+            Some(inline) => inline.skip(skip).collect(),
+            None => long[self.first as usize]
+                .get(skip..)
+                .unwrap_or_default()
+                .to_vec(),
+        }
+    }
+
     /// Its positions, if they are inline.
     fn inline(&self) -> Option<impl Iterator<Item = u64> + use<>> {
         let (first, later, events) = (self.first, self.later, self.events as usize);
@@ -219,8 +230,12 @@ impl Index {
     /// The key of `stream`, numbering its prefix (or its name) if it is new.
     fn key_or_new(&mut self, stream: &str) -> StreamKey {
         let Some((prefix, id)) = split_uuid(stream) else {
-            let next = self.named.len() as u32;
-            return StreamKey::named(*self.named.entry(stream.into()).or_insert(next));
+            let number = self.named.get(stream).copied().unwrap_or_else(|| {
+                let next = self.named.len() as u32;
+                self.named.insert(stream.into(), next);
+                next
+            });
+            return StreamKey::named(number);
         };
         let prefix = self.prefix_number(prefix).unwrap_or_else(|| {
             self.prefixes.push(prefix.into());
@@ -285,15 +300,8 @@ impl Index {
         let Some(n) = self.find(stream) else {
             return Vec::new();
         };
-        let stream = self.streams[n as usize];
         let skip = from_version.saturating_sub(1) as usize;
-        match stream.inline() {
-            Some(inline) => inline.skip(skip).collect(),
-            None => self.long[stream.first as usize]
-                .get(skip..)
-                .unwrap_or_default()
-                .to_vec(),
-        }
+        self.streams[n as usize].positions(&self.long, skip)
     }
 
     /// Splits positions `first..=last` into runs, one per segment touched.
@@ -303,14 +311,10 @@ impl Index {
         while position <= last {
             let seg = self.segments.partition_point(|s| s.base <= position) - 1;
             let segment = &self.segments[seg];
-            let seg_last = self
-                .segments
-                .get(seg + 1)
-                .map_or(last, |next| (next.base - 1).min(last));
-            let ends_segment = self
-                .segments
-                .get(seg + 1)
-                .map_or(seg_last == self.head(), |next| seg_last + 1 == next.base);
+            let next_base = self.segments.get(seg + 1).map(|next| next.base);
+            let seg_last = next_base.map_or(last, |base| (base - 1).min(last));
+            let ends_segment =
+                next_base.map_or(seg_last == self.head(), |base| seg_last + 1 == base);
             let end = match ends_segment {
                 true => segment.end,
                 false => u64::from(self.offsets[seg_last as usize]),
@@ -373,10 +377,7 @@ mod tests {
     #[test]
     fn up_to_three_close_positions_stay_inline_and_others_spill() {
         let key = StreamKey::named(0);
-        let positions = |stream: &Stream, long: &Chunked<Vec<u64>>| match stream.inline() {
-            Some(inline) => inline.collect::<Vec<_>>(),
-            None => long[stream.first as usize].clone(),
-        };
+        let positions = |stream: &Stream, long: &Chunked<Vec<u64>>| stream.positions(long, 0);
         let mut long = Chunked::default();
         let mut close = Stream::new(key, 7);
         for p in [9, 1 << 20] {
