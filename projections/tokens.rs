@@ -9,6 +9,14 @@
 //! revoking it walks them. The slabs and indexes grow a piece at a time (see
 //! [`crate::growth`]), so folding under the write lock never copies or rehashes the whole
 //! model.
+//!
+//! Expired tokens are forgotten, so memory follows the tokens that are alive rather than
+//! every token ever issued: when an event's time enters a new hour, the records that expired
+//! more than an hour before it are dropped, but only once they are a quarter of all records
+//! (dropping rebuilds the slab and its indexes, so each rebuild is paid for by the tokens it
+//! forgets). The sweep depends on the events alone, so a live model and one rebuilt from the
+//! log forget the same tokens at the same event. An introspection answers a forgotten token
+//! as it answers an expired one: inactive.
 
 use super::interner::{Distinct, Interner, Sym};
 use crate::events::{ActorClaim, Envelope, Event, RevocationReason, TokenKind};
@@ -16,10 +24,24 @@ use crate::growth::{Chunked, Sharded};
 use crate::secret::SecretHash;
 use hashbrown::DefaultHashBuilder;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::hash::BuildHasher;
 use uuid::Uuid;
 
 const END: u32 = u32::MAX;
+
+/// Whole hours a token stays after its expiry before a sweep may forget it.
+const FORGET_AFTER_HOURS: u32 = 1;
+
+/// The hour (since the epoch) a time in seconds falls in.
+fn hour(seconds: u32) -> u32 {
+    seconds / 3600
+}
+
+/// Counts `record` in the hour it expires in.
+fn count_expiry(expiring: &mut BTreeMap<u32, u32>, record: &TokenRecord) {
+    *expiring.entry(hour(record.expires_at)).or_default() += 1;
+}
 
 /// A token's state, apart from expiry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -141,11 +163,16 @@ pub struct Tokens {
     by_jti: Sharded<u32>,
     by_grant: Sharded<u32>,
     hasher: DefaultHashBuilder,
+    /// The hour of the latest event folded: a sweep runs when an event starts a later one.
+    swept_hour: u32,
+    /// How many records expire in each hour: what a sweep would forget.
+    expiring: BTreeMap<u32, u32>,
 }
 
 impl PartialEq for Tokens {
     fn eq(&self, other: &Tokens) -> bool {
-        self.records == other.records
+        self.swept_hour == other.swept_hour
+            && self.records == other.records
             && self.grants == other.grants
             && self.strings == other.strings
             && self.token_facts == other.token_facts
@@ -197,7 +224,7 @@ impl Issue<'static> {
 }
 
 impl Tokens {
-    /// How many tokens are recorded (of any status).
+    /// How many tokens are recorded (of any status; expired ones until a sweep forgets them).
     pub fn len(&self) -> usize {
         self.records.len()
     }
@@ -290,6 +317,11 @@ impl Tokens {
 
     /// Folds one event.
     pub fn apply(&mut self, envelope: &Envelope) {
+        let now = hour(seconds(envelope.time));
+        if now > self.swept_hour {
+            self.swept_hour = now;
+            self.sweep(now.saturating_sub(FORGET_AFTER_HOURS));
+        }
         match &envelope.event {
             Event::GrantCreated(e) => {
                 let facts = GrantFacts {
@@ -408,6 +440,7 @@ impl Tokens {
             next_in_grant: self.grants[grant as usize].latest_token,
             facts: self.token_facts.number(&facts, |f| *f),
         };
+        count_expiry(&mut self.expiring, &record);
         let index = self.records.len() as u32;
         self.records.push(record);
         self.index_record(index);
@@ -451,6 +484,38 @@ impl Tokens {
         }
     }
 
+    /// Forgets the records expiring before hour `cutoff`, if they are a quarter of all.
+    fn sweep(&mut self, cutoff: u32) {
+        let expired: usize = self
+            .expiring
+            .range(..cutoff)
+            .map(|(_, &n)| n as usize)
+            .sum();
+        if expired == 0 || expired * 4 < self.records.len() {
+            return;
+        }
+        let mut kept = Chunked::default();
+        let mut latest = vec![END; self.grants.len()];
+        for record in self.records.iter() {
+            if hour(record.expires_at) < cutoff {
+                continue;
+            }
+            let index = kept.len() as u32;
+            let newest_of_grant = &mut latest[record.grant as usize];
+            kept.push(TokenRecord {
+                next_in_grant: *newest_of_grant,
+                ..record.clone()
+            });
+            *newest_of_grant = index;
+        }
+        for (grant, newest) in latest.into_iter().enumerate() {
+            self.grants[grant].latest_token = newest;
+        }
+        self.records = kept;
+        self.expiring = self.expiring.split_off(&cutoff);
+        self.rebuild_indexes();
+    }
+
     fn rebuild_indexes(&mut self) {
         self.by_hash = Sharded::with_capacity(self.records.len());
         self.by_jti = Sharded::with_capacity(self.records.len());
@@ -470,6 +535,7 @@ impl Tokens {
 
 #[derive(Serialize)]
 struct TokensRef<'a> {
+    swept_hour: u32,
     records: &'a Chunked<TokenRecord>,
     grants: &'a Chunked<GrantEntry>,
     strings: &'a Interner,
@@ -479,6 +545,7 @@ struct TokensRef<'a> {
 
 #[derive(Deserialize)]
 struct TokensData {
+    swept_hour: u32,
     records: Chunked<TokenRecord>,
     grants: Chunked<GrantEntry>,
     strings: Interner,
@@ -489,6 +556,7 @@ struct TokensData {
 impl Serialize for Tokens {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         TokensRef {
+            swept_hour: self.swept_hour,
             records: &self.records,
             grants: &self.grants,
             strings: &self.strings,
@@ -503,6 +571,7 @@ impl<'de> Deserialize<'de> for Tokens {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Tokens, D::Error> {
         let data = TokensData::deserialize(deserializer)?;
         let mut tokens = Tokens {
+            swept_hour: data.swept_hour,
             records: data.records,
             grants: data.grants,
             strings: data.strings,
@@ -511,6 +580,9 @@ impl<'de> Deserialize<'de> for Tokens {
             ..Tokens::default()
         };
         tokens.rebuild_indexes();
+        for record in tokens.records.iter() {
+            count_expiry(&mut tokens.expiring, record);
+        }
         Ok(tokens)
     }
 }
@@ -519,7 +591,140 @@ impl<'de> Deserialize<'de> for Tokens {
 mod tests {
     use super::*;
     use crate::clock::Timestamp;
-    use crate::events::synthetic;
+    use crate::events::{GrantRevoked, synthetic};
+
+    fn envelope(position: u64, new: crate::events::NewEvent) -> Envelope {
+        Envelope {
+            position,
+            stream: String::new(),
+            version: 1,
+            time: new.time,
+            node: String::new(),
+            correlation_id: new.correlation_id,
+            prev_hash: [0; 32],
+            hash: [0; 32],
+            event: new.event,
+        }
+    }
+
+    /// Folds synthetic families `range` (an access token for an hour, a refresh token for 30
+    /// days each) recorded at `at` into both models, from `position` on.
+    fn fold(
+        mut models: [&mut Tokens; 2],
+        range: std::ops::Range<usize>,
+        at: Timestamp,
+        position: &mut u64,
+    ) {
+        for new in range.flat_map(|i| synthetic::token_family(i, at).1) {
+            *position += 1;
+            let envelope = envelope(*position, new);
+            for tokens in models.iter_mut() {
+                tokens.apply(&envelope);
+            }
+        }
+    }
+
+    #[test]
+    fn expired_tokens_are_forgotten_once_they_are_a_quarter_and_the_rest_still_work() {
+        let start = Timestamp(498_611 * 3_600_000); // the start of an hour
+        let hours = |n: i64| start.plus_seconds(n * 3600 + 60);
+        let (mut live, mut replayed) = (Tokens::default(), Tokens::default());
+        let mut position = 0;
+        fold([&mut live, &mut replayed], 0..100, hours(0), &mut position);
+        // Two hours on, the first access tokens have been expired for less than an hour.
+        fold(
+            [&mut live, &mut replayed],
+            100..101,
+            hours(2),
+            &mut position,
+        );
+        assert_eq!(
+            live.len(),
+            202,
+            "nothing is forgotten within the hour after expiry"
+        );
+        assert!(live.by_hash(&SecretHash::of("at-0")).is_some());
+
+        // Three hours on they have been expired for over an hour: half of all, forgotten.
+        let before = live.by_hash(&SecretHash::of("at-5")).unwrap().jti.unwrap();
+        fold(
+            [&mut live, &mut replayed],
+            101..102,
+            hours(3),
+            &mut position,
+        );
+        assert_eq!(
+            live.len(),
+            104,
+            "100 refresh tokens and the 2 newer families' tokens"
+        );
+        assert!(live.by_hash(&SecretHash::of("at-5")).is_none());
+        assert!(live.by_jti(&before).is_none());
+        assert!(
+            live.by_hash(&SecretHash::of("at-100")).is_some(),
+            "not yet expired"
+        );
+        let refresh = live.by_hash(&SecretHash::of("rt-5")).unwrap();
+        assert!(refresh.is_active(i64::from(seconds(hours(3)))));
+
+        // The grants still thread their remaining tokens: revoking one revokes its refresh token.
+        let revoked = GrantRevoked {
+            grant_id: refresh.grant_id,
+            reason: RevocationReason::Operator,
+        };
+        position += 1;
+        let revocation = envelope(
+            position,
+            crate::events::NewEvent::new(revoked, hours(3), Uuid::nil()),
+        );
+        live.apply(&revocation);
+        replayed.apply(&revocation);
+        assert_eq!(
+            live.by_hash(&SecretHash::of("rt-5")).unwrap().status,
+            TokenStatus::Revoked
+        );
+        assert_eq!(
+            live.by_hash(&SecretHash::of("rt-6")).unwrap().status,
+            TokenStatus::Active
+        );
+
+        // Folding the same events gives the same model, and so does a checkpoint of it.
+        assert_eq!(live, replayed);
+        let mut restored: Tokens =
+            postcard::from_bytes(&postcard::to_stdvec(&live).unwrap()).unwrap();
+        assert_eq!(restored, live);
+        // A restored model sweeps where the live one does: 31 days on, every older token has
+        // been expired for over an hour.
+        fold(
+            [&mut live, &mut restored],
+            102..103,
+            hours(31 * 24),
+            &mut position,
+        );
+        assert_eq!(restored, live);
+        assert_eq!(live.len(), 2, "family 102's pair");
+        assert!(live.by_hash(&SecretHash::of("rt-101")).is_none());
+    }
+
+    #[test]
+    fn expired_tokens_under_a_quarter_of_all_wait_for_a_later_sweep() {
+        let start = Timestamp(498_611 * 3_600_000);
+        let hours = |n: i64| start.plus_seconds(n * 3600 + 60);
+        let (mut tokens, mut again) = (Tokens::default(), Tokens::default());
+        let mut position = 0;
+        fold([&mut tokens, &mut again], 0..10, hours(0), &mut position);
+        fold([&mut tokens, &mut again], 10..60, hours(1), &mut position);
+        // Hour 3: the first 10 access tokens are over an hour past expiry, 10 of 120 records.
+        fold([&mut tokens, &mut again], 60..61, hours(3), &mut position);
+        assert_eq!(tokens.len(), 122);
+        assert!(tokens.by_hash(&SecretHash::of("at-0")).is_some());
+        // Hour 4: 60 of 122 are, and go.
+        fold([&mut tokens, &mut again], 61..62, hours(4), &mut position);
+        assert_eq!(tokens.len(), 64);
+        assert!(tokens.by_hash(&SecretHash::of("at-0")).is_none());
+        assert!(tokens.by_hash(&SecretHash::of("at-59")).is_none());
+        assert!(tokens.by_hash(&SecretHash::of("at-60")).is_some());
+    }
 
     #[test]
     fn every_token_folded_is_found_by_hash_and_jti_across_chunks_and_shards() {
