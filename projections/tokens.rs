@@ -735,17 +735,7 @@ mod tests {
             .flat_map(|i| synthetic::token_family(i, now).1)
             .enumerate()
         {
-            tokens.apply(&Envelope {
-                position: position as u64 + 1,
-                stream: String::new(),
-                version: 1,
-                time: new.time,
-                node: String::new(),
-                correlation_id: new.correlation_id,
-                prev_hash: [0; 32],
-                hash: [0; 32],
-                event: new.event,
-            });
+            tokens.apply(&envelope(position as u64 + 1, new));
         }
         assert_eq!(tokens.len(), 2 * families);
         for i in 0..families {
