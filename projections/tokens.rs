@@ -513,16 +513,21 @@ impl Tokens {
         }
         self.records = kept;
         self.expiring = self.expiring.split_off(&cutoff);
-        self.rebuild_indexes();
+        self.reindex_records();
     }
 
-    fn rebuild_indexes(&mut self) {
+    /// The token indexes (by hash and `jti`) anew, after the records changed places.
+    fn reindex_records(&mut self) {
         self.by_hash = Sharded::with_capacity(self.records.len());
         self.by_jti = Sharded::with_capacity(self.records.len());
-        self.by_grant = Sharded::with_capacity(self.grants.len());
         for index in 0..self.records.len() as u32 {
             self.index_record(index);
         }
+    }
+
+    fn rebuild_indexes(&mut self) {
+        self.reindex_records();
+        self.by_grant = Sharded::with_capacity(self.grants.len());
         let (grants, hasher) = (&self.grants, &self.hasher);
         for (index, grant) in grants.iter().enumerate() {
             self.by_grant
