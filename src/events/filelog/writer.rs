@@ -73,10 +73,13 @@ impl Conflicts {
 
 /// An append that passed its version check and was framed into the buffer.
 struct Placed {
-    request: AppendRequest,
+    stream: String,
+    reply: oneshot::Sender<Result<Appended, StoreError>>,
     appended: Appended,
-    /// Each event's location and record hash.
-    records: Vec<(Location, ChainHash)>,
+    /// Where each of its records is.
+    locations: Vec<Location>,
+    /// Each of its events as a reader of the record would decode it.
+    envelopes: Vec<Envelope>,
 }
 
 impl Writer {
@@ -120,7 +123,6 @@ impl Writer {
             }
             return;
         }
-        let chain_start = self.last_hash;
         let (placed, conflicts) = self.place(batch);
         if placed.is_empty() {
             conflicts.answer(None);
@@ -135,10 +137,7 @@ impl Writer {
                 .shared
                 .fail(format!("write or fdatasync failed: {err}"));
             for p in placed {
-                let _ = p
-                    .request
-                    .reply
-                    .send(Err(StoreError::Unavailable(reason.clone())));
+                let _ = p.reply.send(Err(StoreError::Unavailable(reason.clone())));
             }
             conflicts.answer(Some(&reason));
             return;
@@ -147,34 +146,16 @@ impl Writer {
         {
             let mut index = self.shared.index.write().unwrap();
             for p in &placed {
-                for (location, _) in &p.records {
-                    index.push(&p.request.stream, *location);
+                for location in &p.locations {
+                    index.push(&p.stream, *location);
                 }
             }
         }
-        let mut committed = Vec::with_capacity(placed.len());
         let mut replies = Vec::with_capacity(placed.len());
-        let mut prev_hash = chain_start;
-        for Placed {
-            request,
-            appended,
-            records,
-        } in placed
-        {
-            let first_version = appended.stream_version + 1 - records.len() as u64;
-            for (i, ((event, _), (_, hash))) in request.events.into_iter().zip(records).enumerate()
-            {
-                let place = Placement {
-                    position: appended.first_position + i as u64,
-                    version: first_version + i as u64,
-                    stream: &request.stream,
-                    node: &self.node,
-                    prev_hash,
-                };
-                committed.push(Envelope::placed(&place, event, hash));
-                prev_hash = hash;
-            }
-            replies.push((request.reply, appended));
+        let mut committed = Vec::with_capacity(placed.len());
+        for p in placed {
+            replies.push((p.reply, p.appended));
+            committed.extend(p.envelopes);
         }
         self.shared.publish(committed);
         self.shared.head.send_replace(self.next_position - 1);
@@ -212,8 +193,10 @@ impl Writer {
                 continue;
             }
             let first_position = self.next_position;
-            let mut records = Vec::with_capacity(request.events.len());
-            for (i, (event, payload)) in request.events.iter().enumerate() {
+            let events = request.events.len();
+            let mut locations = Vec::with_capacity(events);
+            let mut envelopes = Vec::with_capacity(events);
+            for (i, (event, payload)) in request.events.into_iter().enumerate() {
                 let offset = self.size + self.buf.len() as u64;
                 let place = Placement {
                     position: self.next_position,
@@ -223,26 +206,28 @@ impl Writer {
                     prev_hash: self.last_hash,
                 };
                 let (len, hash) = frame::append(&mut self.buf, |out| {
-                    encode_body(out, &place, event, payload)
+                    encode_body(out, &place, &event, &payload)
                 });
-                let location = Location {
+                locations.push(Location {
                     offset: offset as u32,
                     len,
-                };
-                records.push((location, hash));
+                });
+                envelopes.push(Envelope::placed(&place, event, hash));
                 self.last_hash = hash;
                 self.next_position += 1;
             }
-            let stream_version = current + request.events.len() as u64;
+            let stream_version = current + events as u64;
             pending.insert(request.stream.clone(), stream_version);
             placed.push(Placed {
+                stream: request.stream,
+                reply: request.reply,
                 appended: Appended {
                     first_position,
                     last_position: self.next_position - 1,
                     stream_version,
                 },
-                records,
-                request,
+                locations,
+                envelopes,
             });
         }
         (placed, conflicts)
