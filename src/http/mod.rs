@@ -47,29 +47,28 @@ pub fn mount(config: &mut web::ServiceConfig, prefix: &str, max_body: usize) {
         routes(config);
         return;
     }
-    for metadata in ["oauth-authorization-server", "openid-configuration"] {
+    discovery_documents(config, prefix);
+    config.service(web::scope(prefix).configure(routes));
+}
+
+/// The discovery document at both well-known names (OIDC Discovery, RFC 8414), followed by
+/// `suffix` (RFC 8414 §3.1 inserts an issuer's path after the well-known part).
+fn discovery_documents(config: &mut web::ServiceConfig, suffix: &str) {
+    for metadata in ["openid-configuration", "oauth-authorization-server"] {
         config.service(public(
-            &format!("/.well-known/{metadata}{prefix}"),
+            &format!("/.well-known/{metadata}{suffix}"),
             web::get().to(discovery::document),
         ));
     }
-    config.service(web::scope(prefix).configure(routes));
 }
 
 /// Mounts every route at the root. actix tries them in order and a path with a `{segment}`
 /// is a regex match, so the busy fixed paths (token, introspection) come before those, and
 /// every fixed path is a resource of its own.
 fn routes(config: &mut web::ServiceConfig) {
+    config.service(only("/healthz", web::get().to(health::health)));
+    discovery_documents(config, "");
     config
-        .service(only("/healthz", web::get().to(health::health)))
-        .service(public(
-            "/.well-known/openid-configuration",
-            web::get().to(discovery::document),
-        ))
-        .service(public(
-            "/.well-known/oauth-authorization-server",
-            web::get().to(discovery::document),
-        ))
         .service(public(
             "/.well-known/jwks.json",
             web::get().to(discovery::jwks),
