@@ -9,19 +9,22 @@
 #   -d  measured seconds per scenario (default 10)    -c  connections (default 64)
 #   -t  wrk threads (default 2)                       -w  warm-up seconds (default 2)
 #   -s  comma-separated scenarios (default all, in this order):
-#       discovery,introspect,client_credentials,exchange,code_flow,refresh
+#       discovery,introspect,client_credentials,exchange,code_flow,refresh,code_flow_oidc,refresh_oidc
+#       code_flow and refresh are OAuth grants, as an MCP client holds them (no `openid` scope);
+#       the _oidc twins ask for `openid` too, so every response also carries an RS256 ID token
 #   -P  also load node-oidc-provider with the same wrk settings (discovery, introspect,
 #       client_credentials, exchange) from a writable copy of ../shared/peers (or
 #       $WARRANT_PEERS), and print warrant/peer per scenario; skipped, saying so, without it
-# Every target is 127.0.0.1. `refresh` uses refresh tokens harvested by `code_flow`.
+# Every target is 127.0.0.1. `refresh` uses refresh tokens harvested by `code_flow`, and
+# `refresh_oidc` those harvested by `code_flow_oidc`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DUR=10 CONNS=64 THREADS=2 WARMUP=2 PEER=0
-SCENARIOS="discovery,introspect,client_credentials,exchange,code_flow,refresh"
+SCENARIOS="discovery,introspect,client_credentials,exchange,code_flow,refresh,code_flow_oidc,refresh_oidc"
 while getopts "d:c:t:w:s:Ph" o; do
   case "$o" in
     d) DUR="$OPTARG" ;; c) CONNS="$OPTARG" ;; t) THREADS="$OPTARG" ;; w) WARMUP="$OPTARG" ;;
-    s) SCENARIOS="$OPTARG" ;; P) PEER=1 ;; *) sed -n '2,17p' "$0"; exit 2 ;;
+    s) SCENARIOS="$OPTARG" ;; P) PEER=1 ;; *) sed -n '2,20p' "$0"; exit 2 ;;
   esac
 done
 
@@ -41,14 +44,15 @@ start_warrant "$gateway" "$mcp_server"
 # Prepared through the public API: one confidential client that may do everything, and a
 # user's access token (code flow with PKCE) to introspect and exchange.
 register_client
-authorize="$(authorize_path "$gateway")"
+oauth_authorize="$(authorize_path "$gateway" offline_access)"
+oidc_authorize="$(authorize_path "$gateway")"
 user_token="$(user_token "$gateway")"
 
 run() { # name wrk-env...
   local name="$1"; shift
   local path="/.well-known/openid-configuration"
-  case "$name" in introspect) path=/introspect ;; client_credentials|exchange|refresh) path=/token ;; code_flow) path=/ ;; esac
-  if [ "$WARMUP" != 0 ] && [ "$name" != refresh ]; then
+  case "$name" in introspect) path=/introspect ;; client_credentials|exchange|refresh*) path=/token ;; code_flow*) path=/ ;; esac
+  if [ "$WARMUP" != 0 ] && [[ "$name" != refresh* ]]; then
     env "$@" LOAD_NAME="$name" LOAD_THREADS="$THREADS" wrk -t"$THREADS" -c"$CONNS" -d"${WARMUP}s" -s benches/load/scenario.lua "$base$path" >/dev/null
   fi
   local before; before="$(cpu_seconds "$server")"
@@ -68,12 +72,15 @@ for name in "${wanted[@]}"; do
     introspect) run introspect LOAD_SCENARIO=form LOAD_AUTH="$basic" LOAD_BODY="token=$user_token" ;;
     client_credentials) run client_credentials LOAD_SCENARIO=form LOAD_AUTH="$basic" LOAD_BODY="grant_type=client_credentials" ;;
     exchange) run exchange LOAD_SCENARIO=form LOAD_AUTH="$basic" LOAD_BODY="$exchange_body" ;;
-    code_flow) run code_flow LOAD_SCENARIO=code_flow LOAD_AUTH="$basic" LOAD_AUTHORIZE="$authorize" \
-                 LOAD_TOKEN_PATH=/token LOAD_REDIRECT="$redirect" LOAD_VERIFIER="$verifier" LOAD_HARVEST="$work/refresh" ;;
-    refresh)
-      cat "$work"/refresh.* > "$work/refresh-tokens" 2>/dev/null || true
-      [ "$(wc -l < "$work/refresh-tokens")" -ge "$CONNS" ] || { echo "refresh needs code_flow first (harvested refresh tokens)" >&2; exit 1; }
-      run refresh LOAD_SCENARIO=refresh LOAD_AUTH="$basic" LOAD_TOKENS="$work/refresh-tokens" ;;
+    code_flow|code_flow_oidc)
+      authorize="$oauth_authorize"; [ "$name" = code_flow ] || authorize="$oidc_authorize"
+      run "$name" LOAD_SCENARIO=code_flow LOAD_AUTH="$basic" LOAD_AUTHORIZE="$authorize" \
+        LOAD_TOKEN_PATH=/token LOAD_REDIRECT="$redirect" LOAD_VERIFIER="$verifier" LOAD_HARVEST="$work/harvest-$name" ;;
+    refresh|refresh_oidc)
+      flow="code_flow${name#refresh}"
+      cat "$work/harvest-$flow".* > "$work/$name-tokens" 2>/dev/null || true
+      [ "$(wc -l < "$work/$name-tokens")" -ge "$CONNS" ] || { echo "$name needs $flow first (harvested refresh tokens)" >&2; exit 1; }
+      run "$name" LOAD_SCENARIO=refresh LOAD_AUTH="$basic" LOAD_TOKENS="$work/$name-tokens" ;;
     *) echo "unknown scenario $name" >&2; exit 2 ;;
   esac | tee -a "$work/results"
 done

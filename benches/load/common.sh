@@ -46,12 +46,13 @@ register_client() {
 # The PKCE verifier of every code flow a benchmark runs.
 verifier="load-benchmark-code-verifier-0123456789-abcdefghij"
 
-# authorize_path RESOURCE: the auto-approved /authorize request of a code flow with PKCE for
-# RESOURCE.
+# authorize_path RESOURCE [SCOPE]: the auto-approved /authorize request of a code flow with
+# PKCE for RESOURCE, asking for SCOPE (space-separated; default "openid offline_access", which
+# brings an ID token with the access token).
 authorize_path() {
-  local challenge
+  local challenge scope="${2:-openid offline_access}"
   challenge="$(printf '%s' "$verifier" | openssl dgst -sha256 -binary | base64 -w0 | tr '+/' '-_' | tr -d '=')"
-  echo "/authorize?response_type=code&client_id=$cid&redirect_uri=$redirect&scope=openid%20offline_access&code_challenge=$challenge&code_challenge_method=S256&resource=$1"
+  echo "/authorize?response_type=code&client_id=$cid&redirect_uri=$redirect&scope=${scope// /%20}&code_challenge=$challenge&code_challenge_method=S256&resource=$1"
 }
 
 # user_token RESOURCE: a user's access token for RESOURCE, through one code flow.
