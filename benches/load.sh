@@ -24,7 +24,7 @@ SCENARIOS="discovery,introspect,client_credentials,exchange,code_flow,refresh,co
 while getopts "d:c:t:w:s:Ph" o; do
   case "$o" in
     d) DUR="$OPTARG" ;; c) CONNS="$OPTARG" ;; t) THREADS="$OPTARG" ;; w) WARMUP="$OPTARG" ;;
-    s) SCENARIOS="$OPTARG" ;; P) PEER=1 ;; *) sed -n '2,20p' "$0"; exit 2 ;;
+    s) SCENARIOS="$OPTARG" ;; P) PEER=1 ;; *) sed -n '2,19p' "$0"; exit 2 ;;
   esac
 done
 
