@@ -8,7 +8,9 @@
 #   benches/instructions.sh [-n REQUESTS] [-s SCENARIOS]
 #
 #   -n  counted requests per scenario (default 1000)
-#   -s  comma-separated, from discovery,introspect,client_credentials,exchange (default all)
+#   -s  comma-separated, from discovery,introspect,client_credentials,exchange,refresh
+#       (default all; refresh, the rotation of an OAuth grant without `openid`, presents a
+#       refresh token harvested from a code flow beforehand in each request)
 #
 # Valgrind hides SHA-NI and AVX-512 from the program, so SHA-256 and RSA run their portable
 # code here, and it counts a `rep stosb` (large memsets) one instruction per byte: compare
@@ -16,9 +18,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-N=1000 SCENARIOS="discovery,introspect,client_credentials,exchange"
+N=1000 SCENARIOS="discovery,introspect,client_credentials,exchange,refresh"
 while getopts "n:s:h" o; do
-  case "$o" in n) N="$OPTARG" ;; s) SCENARIOS="$OPTARG" ;; *) sed -n '2,14p' "$0"; exit 2 ;; esac
+  case "$o" in n) N="$OPTARG" ;; s) SCENARIOS="$OPTARG" ;; *) sed -n '2,16p' "$0"; exit 2 ;; esac
 done
 command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind >/dev/null; }
 
@@ -43,24 +45,36 @@ start_warrant "$gateway" "$mcp_server"
 register_client
 user_token="$(user_token "$gateway")"
 
-# requests COUNT PATH [BODY]: a curl config sending COUNT requests (POSTs with BODY and the
-# client's credentials when BODY is given) on one connection, printing each status.
+# requests COUNT PATH [BODY] [TOKENS]: a curl config sending COUNT requests (POSTs with BODY
+# and the client's credentials when BODY is given) on one connection, printing each status.
+# With TOKENS (a file), BODY's `%s` is each request's own line of it, in order.
 requests() {
-  local i
+  local i body="${3:-}"
   for ((i = 0; i < $1; i++)); do
     [ "$i" = 0 ] || echo next
     printf 'url = "%s%s"\noutput = "/dev/null"\nwrite-out = "%%{http_code}\\n"\n' "$base" "$2"
-    if [ -n "${3:-}" ]; then printf 'header = "authorization: %s"\ndata = "%s"\n' "$basic" "$3"; fi
-  done
+    if [ -n "${4:-}" ]; then IFS= read -r token; body="${3//%s/$token}"; fi
+    if [ -n "$body" ]; then printf 'header = "authorization: %s"\ndata = "%s"\n' "$basic" "$body"; fi
+  done < "${4:-/dev/null}"
 }
 
-# measure NAME PATH [BODY]: warm up, then count N requests; prints instructions per request.
+# measure NAME PATH [BODY] [TOKENS]: warm up, then count N requests; prints instructions per
+# request. With TOKENS, the warm-up takes its first N lines and the counted requests the next N.
 measure() {
-  requests "$N" "$2" "${3:-}" > "$work/requests.cfg"
-  curl -s -K "$work/requests.cfg" > "$work/warmup.status"
+  local tokens="${4:-}"
+  if [ -n "$tokens" ]; then
+    head -n "$N" "$tokens" > "$work/warmup.tokens"
+    tail -n +"$((N + 1))" "$tokens" | head -n "$N" > "$work/counted.tokens"
+    requests "$N" "$2" "$3" "$work/warmup.tokens" > "$work/warmup.cfg"
+    requests "$N" "$2" "$3" "$work/counted.tokens" > "$work/counted.cfg"
+  else
+    requests "$N" "$2" "${3:-}" > "$work/warmup.cfg"
+    cp "$work/warmup.cfg" "$work/counted.cfg"
+  fi
+  curl -s -K "$work/warmup.cfg" > "$work/warmup.status"
   callgrind_control -z "$server" >/dev/null 2>&1
   callgrind_control -i on "$server" >/dev/null 2>&1
-  curl -s -K "$work/requests.cfg" > "$work/counted.status"
+  curl -s -K "$work/counted.cfg" > "$work/counted.status"
   callgrind_control -i off "$server" >/dev/null 2>&1
   callgrind_control -d "$1" "$server" >/dev/null 2>&1
   local bad; bad="$(sort "$work/warmup.status" "$work/counted.status" | grep -cv '^200$' || true)"
@@ -72,6 +86,19 @@ measure() {
   [ "$bad" = 0 ] || { echo "FAILED: $bad requests had another status than 200"; exit 3; }
 }
 
+# harvest_refresh_tokens COUNT: at least COUNT refresh tokens of OAuth grants (no `openid`),
+# each from a code flow with PKCE driven by wrk, in $work/refresh-tokens.
+harvest_refresh_tokens() {
+  : > "$work/refresh-tokens"
+  while [ "$(wc -l < "$work/refresh-tokens")" -lt "$1" ]; do
+    env LOAD_SCENARIO=code_flow LOAD_NAME=harvest LOAD_THREADS=1 LOAD_AUTH="$basic" \
+      LOAD_AUTHORIZE="$(authorize_path "$gateway" offline_access)" LOAD_TOKEN_PATH=/token \
+      LOAD_REDIRECT="$redirect" LOAD_VERIFIER="$verifier" LOAD_HARVEST="$work/harvest" \
+      wrk -t1 -c8 -d5s -s benches/load/scenario.lua "$base/" > /dev/null
+    cat "$work"/harvest.* >> "$work/refresh-tokens"
+  done
+}
+
 exchange_body="grant_type=urn:ietf:params:oauth:grant-type:token-exchange&subject_token=$user_token&subject_token_type=urn:ietf:params:oauth:token-type:access_token&audience=$mcp_server"
 IFS=, read -ra wanted <<<"$SCENARIOS"
 for name in "${wanted[@]}"; do
@@ -80,6 +107,9 @@ for name in "${wanted[@]}"; do
     introspect) measure introspect /introspect "token=$user_token" ;;
     client_credentials) measure client_credentials /token "grant_type=client_credentials" ;;
     exchange) measure exchange /token "$exchange_body" ;;
+    refresh)
+      harvest_refresh_tokens "$((2 * N))"
+      measure refresh /token "grant_type=refresh_token&refresh_token=%s" "$work/refresh-tokens" ;;
     *) echo "unknown scenario $name" >&2; exit 2 ;;
   esac
 done
