@@ -3,7 +3,9 @@
 --   form        POST LOAD_BODY (form-encoded) with LOAD_AUTH as Authorization
 --   refresh     POST grant_type=refresh_token, each request with an unused refresh token: the
 --               pool starts from LOAD_TOKENS (a file, one per line; threads take disjoint
---               slices) and every response's rotated token goes back into the pool
+--               slices) and every response's rotated token joins the back of the queue, so
+--               each request presents the token that has waited longest (a grant is refreshed
+--               again only after every other, as when each client refreshes once an hour)
 --   code_flow   GET LOAD_AUTHORIZE (auto-approved), then POST the code from its redirect to
 --               the token endpoint with LOAD_AUTH and LOAD_VERIFIER; LOAD_HARVEST, if set, is
 --               a file prefix where each thread writes the tokens it receives (the field
@@ -58,6 +60,7 @@ function init(args)
   bad = 0
   sample = nil
   pool = {}
+  head = 1
   codes = {}
   if os.getenv("LOAD_TOKENS") then
     local i = 0
@@ -66,6 +69,7 @@ function init(args)
       i = i + 1
     end
   end
+  tail = #pool
   if scenario == "code_flow" and os.getenv("LOAD_HARVEST") then
     harvest = io.open(os.getenv("LOAD_HARVEST") .. "." .. id, "w")
     harvest:setvbuf("line")
@@ -82,7 +86,11 @@ function request()
   elseif scenario == "mcp_call" then
     return wrk.format("POST", nil, mcp_headers(), os.getenv("LOAD_BODY"))
   elseif scenario == "refresh" then
-    local token = table.remove(pool)
+    local token = pool[head]
+    if token then
+      pool[head] = nil
+      head = head + 1
+    end
     if token == nil then
       -- Pool empty (only while every token is in flight): a request that counts as bad.
       return wrk.format("POST", nil, form_headers(), "grant_type=refresh_token&refresh_token=exhausted")
@@ -119,7 +127,8 @@ function response(status, headers, body)
     return
   end
   if scenario == "refresh" then
-    table.insert(pool, field(body, "refresh_token"))
+    tail = tail + 1
+    pool[tail] = field(body, "refresh_token")
   elseif scenario == "code_flow" and harvest and status == 200 then
     local token = field(body, os.getenv("LOAD_HARVEST_FIELD") or "refresh_token")
     if token then harvest:write(token, "\n") end
