@@ -12,7 +12,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use uuid::Uuid;
 use warrant::clock::Timestamp;
 use warrant::events::filelog::index::{Index, Location};
-use warrant::events::{AccessTokenIssued, Envelope, Event, GrantCreated, GrantOrigin};
+use warrant::events::{
+    AccessTokenIssued, Envelope, Event, GrantCreated, GrantOrigin, NewEvent, synthetic,
+};
 use warrant::projections::ReadModels;
 use warrant::projections::tokens::Tokens;
 use warrant::secret::SecretHash;
@@ -40,18 +42,10 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
+/// `event` as folded at `position`.
 fn envelope(position: u64, event: Event) -> Envelope {
-    Envelope {
-        position,
-        stream: String::new(),
-        version: 1,
-        time: Timestamp(1_795_000_000_000),
-        node: String::new(),
-        correlation_id: Uuid::nil(),
-        prev_hash: [0; 32],
-        hash: [0; 32],
-        event,
-    }
+    let new = NewEvent::new(event, Timestamp(1_795_000_000_000), Uuid::nil());
+    synthetic::envelope(position, new)
 }
 
 /// The two events of client-credentials family `i`: its grant and its access token.

@@ -596,21 +596,8 @@ impl<'de> Deserialize<'de> for Tokens {
 mod tests {
     use super::*;
     use crate::clock::Timestamp;
-    use crate::events::{GrantRevoked, synthetic};
-
-    fn envelope(position: u64, new: crate::events::NewEvent) -> Envelope {
-        Envelope {
-            position,
-            stream: String::new(),
-            version: 1,
-            time: new.time,
-            node: String::new(),
-            correlation_id: new.correlation_id,
-            prev_hash: [0; 32],
-            hash: [0; 32],
-            event: new.event,
-        }
-    }
+    use crate::events::GrantRevoked;
+    use crate::events::synthetic::{self, envelope};
 
     /// Folds synthetic families `range` (an access token for an hour, a refresh token for 30
     /// days each) recorded at `at` into both models, from `position` on.

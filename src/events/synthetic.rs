@@ -1,7 +1,7 @@
 //! Synthetic but valid histories, for tests and benchmarks that need many realistic events
 //! without driving the HTTP surface.
 
-use super::envelope::NewEvent;
+use super::envelope::{Envelope, NewEvent};
 use super::{
     AccessTokenIssued, ClientMetadata, ClientRegistered, GrantCreated, GrantOrigin,
     RefreshTokenIssued,
@@ -9,6 +9,22 @@ use super::{
 use crate::clock::Timestamp;
 use crate::secret::SecretHash;
 use uuid::Uuid;
+
+/// `new` as a read model folds it at `position`, outside any stream or hash chain: for
+/// models tested or measured without a log.
+pub fn envelope(position: u64, new: NewEvent) -> Envelope {
+    Envelope {
+        position,
+        stream: String::new(),
+        version: 1,
+        time: new.time,
+        node: String::new(),
+        correlation_id: new.correlation_id,
+        prev_hash: [0; 32],
+        hash: [0; 32],
+        event: new.event,
+    }
+}
 
 /// How many clients the synthetic families are spread over.
 pub const CLIENTS: usize = 100;
