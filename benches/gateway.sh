@@ -80,10 +80,7 @@ exchanges() { "$bin" log export --dir "$work/data" --type token_exchanged | wc -
   run direct "$mcp" "$DUR" "$WARMUP" LOAD_AUTH="Bearer $server_token"
   run gateway_warm "$gateway" "$DUR" "$WARMUP" LOAD_AUTH="Bearer $client_token"
   # Fresh client tokens, harvested from code flows for the gateway; each is used once.
-  env LOAD_SCENARIO=code_flow LOAD_NAME=harvest LOAD_THREADS="$THREADS" LOAD_AUTH="$basic" \
-    LOAD_AUTHORIZE="$(authorize_path "$gateway_resource")" LOAD_TOKEN_PATH=/token LOAD_REDIRECT="$redirect" \
-    LOAD_VERIFIER="$verifier" LOAD_HARVEST="$work/fresh" LOAD_HARVEST_FIELD=access_token \
-    wrk -t"$THREADS" -c"$CONNS" -d"$((2 * DUR))s" -s benches/load/scenario.lua "$base/" > /dev/null
+  harvest "$work/fresh" "$(authorize_path "$gateway_resource")" "$((2 * DUR))" "$THREADS" "$CONNS" access_token
   cat "$work"/fresh.* > "$work/fresh-tokens"
   echo "fresh client tokens: $(wc -l < "$work/fresh-tokens")"
   run gateway_cold "$gateway" "$DUR" 0 LOAD_TOKENS="$work/fresh-tokens"

@@ -87,14 +87,11 @@ measure() {
 }
 
 # harvest_refresh_tokens COUNT: at least COUNT refresh tokens of OAuth grants (no `openid`),
-# each from a code flow with PKCE driven by wrk, in $work/refresh-tokens.
+# each from its own code flow, in $work/refresh-tokens.
 harvest_refresh_tokens() {
   : > "$work/refresh-tokens"
   while [ "$(wc -l < "$work/refresh-tokens")" -lt "$1" ]; do
-    env LOAD_SCENARIO=code_flow LOAD_NAME=harvest LOAD_THREADS=1 LOAD_AUTH="$basic" \
-      LOAD_AUTHORIZE="$(authorize_path "$gateway" offline_access)" LOAD_TOKEN_PATH=/token \
-      LOAD_REDIRECT="$redirect" LOAD_VERIFIER="$verifier" LOAD_HARVEST="$work/harvest" \
-      wrk -t1 -c8 -d5s -s benches/load/scenario.lua "$base/" > /dev/null
+    harvest "$work/harvest" "$(authorize_path "$gateway" offline_access)" 5 1 8
     cat "$work"/harvest.* >> "$work/refresh-tokens"
   done
 }

@@ -55,6 +55,16 @@ authorize_path() {
   echo "/authorize?response_type=code&client_id=$cid&redirect_uri=$redirect&scope=${scope// /%20}&code_challenge=$challenge&code_challenge_method=S256&resource=$1"
 }
 
+# harvest PREFIX AUTHORIZE SECONDS THREADS CONNS [FIELD]: code flows with PKCE (AUTHORIZE, a
+# path from authorize_path) driven by wrk for SECONDS; each thread writes the FIELD
+# (refresh_token unless given) of every token response, one a line, to PREFIX.<thread>.
+harvest() {
+  env LOAD_SCENARIO=code_flow LOAD_NAME=harvest LOAD_THREADS="$4" LOAD_AUTH="$basic" \
+    LOAD_AUTHORIZE="$2" LOAD_TOKEN_PATH=/token LOAD_REDIRECT="$redirect" LOAD_VERIFIER="$verifier" \
+    LOAD_HARVEST="$1" LOAD_HARVEST_FIELD="${6:-refresh_token}" \
+    wrk -t"$4" -c"$5" -d"$3s" -s benches/load/scenario.lua "$base/" > /dev/null
+}
+
 # user_token RESOURCE: a user's access token for RESOURCE, through one code flow.
 user_token() {
   local path code token
