@@ -64,7 +64,7 @@ measure() {
   local tokens="${4:-}"
   if [ -n "$tokens" ]; then
     head -n "$N" "$tokens" > "$work/warmup.tokens"
-    tail -n +"$((N + 1))" "$tokens" | head -n "$N" > "$work/counted.tokens"
+    sed -n "$((N + 1)),$((2 * N))p" "$tokens" > "$work/counted.tokens"
     requests "$N" "$2" "$3" "$work/warmup.tokens" > "$work/warmup.cfg"
     requests "$N" "$2" "$3" "$work/counted.tokens" > "$work/counted.cfg"
   else
