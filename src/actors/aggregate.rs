@@ -4,8 +4,7 @@
 
 use crate::clock::Timestamp;
 use crate::events::{
-    DENIALS_STREAM, Envelope, Event, EventStore, ExpectedVersion, NewEvent, RequestDenied,
-    StoreError,
+    DENIALS_STREAM, Event, EventStore, ExpectedVersion, NewEvent, RequestDenied, StoreError,
 };
 use uuid::Uuid;
 
@@ -32,6 +31,13 @@ pub trait Aggregate: Default + Send + Unpin + 'static {
 
     /// Folds one recorded event into the state. Holds no rule and cannot fail.
     fn apply(&mut self, event: &Event);
+
+    /// Whether [`Aggregate::apply`] depends on events of type `event_type`; those it does not
+    /// are skipped undecoded when its stream is loaded. Every type, unless an aggregate says
+    /// otherwise.
+    fn folds(_event_type: &str) -> bool {
+        true
+    }
 
     /// Whether `command` creates the aggregate (under a fresh id). Such a command is run
     /// without starting an actor: see [`super::Registry::execute`].
@@ -106,18 +112,17 @@ pub enum CommandError<E> {
 }
 
 impl<A: Aggregate> Loaded<A> {
-    /// Folds the whole stream of aggregate `id`.
+    /// Folds the whole stream of aggregate `id` (the events it [`folds`](Aggregate::folds)).
     pub async fn load(store: &dyn EventStore, id: &str) -> Result<Loaded<A>, StoreError> {
-        let mut loaded = Loaded::<A>::default();
-        loaded.fold(store.read_stream(&A::stream(id), 1).await?);
-        Ok(loaded)
-    }
-
-    fn fold(&mut self, envelopes: Vec<Envelope>) {
-        for envelope in envelopes {
-            self.state.apply(&envelope.event);
-            self.version = envelope.version;
+        let read = store.read_stream_of(&A::stream(id), 1, A::folds).await?;
+        let mut state = A::default();
+        for envelope in &read.envelopes {
+            state.apply(&envelope.event);
         }
+        Ok(Loaded {
+            state,
+            version: read.version,
+        })
     }
 
     /// Decides `command`, appends what it causes at the expected version, and applies it.

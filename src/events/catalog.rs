@@ -50,6 +50,11 @@ macro_rules! catalog {
         }
 
         $(
+            impl $variant {
+                /// This event type's wire name.
+                pub const TYPE: &'static str = $name;
+            }
+
             impl From<$variant> for Event {
                 fn from(event: $variant) -> Event {
                     Event::$variant(event)

@@ -3,8 +3,12 @@
 //! with what went wrong.
 
 use super::envelope::NewEvent;
-use super::{ClientDeleted, EventStore, ExpectedVersion, StoreError, Subscription};
+use super::{
+    ClientDeleted, ClientSecretRotated, Envelope, EventStore, ExpectedVersion, StoreError,
+    Subscription,
+};
 use crate::clock::Timestamp;
+use crate::secret::SecretHash;
 use std::collections::HashSet;
 use std::future::Future;
 use std::sync::Arc;
@@ -27,6 +31,7 @@ where
     global_order_is_gap_free_and_per_stream_ordered(make().await).await;
     subscriber_never_skips_nor_repeats(make().await).await;
     read_all_pages_by_position(make().await).await;
+    read_stream_of_skips_unwanted_types_and_still_counts_them(make().await).await;
 }
 
 /// A small event, distinguishable by `tag`.
@@ -321,4 +326,78 @@ pub async fn read_all_pages_by_position(store: Store) {
     assert!(store.read_all(11, 5).await.unwrap().is_empty());
     assert_eq!(store.read_all(9, 100).await.unwrap().len(), 2);
     assert!(store.read_all(1, 0).await.unwrap().is_empty());
+}
+
+/// `read_stream_of` returns exactly the stream's events of the wanted types from a version on
+/// (as the global order shows them), and the stream's version counting the skipped ones too;
+/// streams interleaved in batches of one to three events, over several segments when the
+/// backend has small ones.
+pub async fn read_stream_of_skips_unwanted_types_and_still_counts_them(store: Store) {
+    let padding = "p".repeat(150);
+    for i in 0..40 {
+        let batch = (0..1 + i % 3)
+            .map(|j| {
+                let tag = format!("a-{i}-{j}-{padding}");
+                match (i + j) % 2 {
+                    0 => sample(&tag),
+                    _ => NewEvent::new(
+                        ClientSecretRotated {
+                            client_id: tag,
+                            secret_hash: SecretHash::of("s"),
+                        },
+                        Timestamp(1_700_000_000_000),
+                        Uuid::new_v4(),
+                    ),
+                }
+            })
+            .collect();
+        store
+            .append("a", ExpectedVersion::Any, batch)
+            .await
+            .unwrap();
+        if i % 4 != 0 {
+            let tag = format!("b-{i}-{padding}");
+            store
+                .append("b", ExpectedVersion::Any, vec![sample(&tag)])
+                .await
+                .unwrap();
+        }
+    }
+    let head = *store.head().borrow();
+    let of_a: Vec<Envelope> = store
+        .read_all(1, head as usize)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.stream == "a")
+        .collect();
+    let version = of_a.len() as u64;
+    assert_eq!(version, (0..40).map(|i| 1 + i % 3).sum::<u64>());
+    let deletions = |t: &str| t == ClientDeleted::TYPE;
+    for from in [1, 2, 7, version, version + 1] {
+        let read = store.read_stream_of("a", from, deletions).await.unwrap();
+        let expected: Vec<&Envelope> = of_a
+            .iter()
+            .filter(|e| e.version >= from && e.event.event_type() == ClientDeleted::TYPE)
+            .collect();
+        assert_eq!(
+            read.envelopes.iter().collect::<Vec<_>>(),
+            expected,
+            "from {from}"
+        );
+        assert_eq!(read.version, version, "from {from}");
+        let all = store.read_stream_of("a", from, |_| true).await.unwrap();
+        let expected: Vec<&Envelope> = of_a.iter().filter(|e| e.version >= from).collect();
+        assert_eq!(
+            all.envelopes.iter().collect::<Vec<_>>(),
+            expected,
+            "from {from}"
+        );
+    }
+    let none = store.read_stream_of("a", 1, |_| false).await.unwrap();
+    assert!(none.envelopes.is_empty());
+    assert_eq!(none.version, version);
+    let missing = store.read_stream_of("nope", 1, |_| true).await.unwrap();
+    assert!(missing.envelopes.is_empty());
+    assert_eq!(missing.version, 0);
 }

@@ -217,9 +217,9 @@ pub fn hash_body(body: &[u8]) -> ChainHash {
 }
 
 impl Envelope {
-    /// Parses and decodes a record body whose hash is already known.
-    pub fn decode(body: &[u8], hash: ChainHash) -> Result<Envelope, RecordError> {
-        let raw = parse_body(body)?;
+    /// Decodes the payload of a parsed record body (see [`parse_body`]) whose hash is
+    /// already known.
+    pub fn from_raw(raw: RawRecord<'_>, hash: ChainHash) -> Result<Envelope, RecordError> {
         let event = Event::decode(raw.event_type, raw.schema_version, raw.payload)?;
         Ok(Envelope {
             position: raw.position,
@@ -237,7 +237,7 @@ impl Envelope {
 
 impl Envelope {
     /// The envelope of an event just framed at `place` with record hash `hash`: what
-    /// [`Envelope::decode`] of that record gives, without reading it back.
+    /// [`Envelope::from_raw`] of that record gives, without reading it back.
     pub fn placed(place: &Placement<'_>, event: NewEvent, hash: ChainHash) -> Envelope {
         Envelope {
             position: place.position,
@@ -299,7 +299,7 @@ mod tests {
         let mut body = Vec::new();
         let hash = encode_body(&mut body, &place, &event, &event.event.encode_payload());
         assert_eq!(hash, hash_body(&body));
-        let env = Envelope::decode(&body, hash).unwrap();
+        let env = Envelope::from_raw(parse_body(&body).unwrap(), hash).unwrap();
         assert_eq!(
             (
                 env.position,

@@ -108,6 +108,15 @@ impl StoreError {
     }
 }
 
+/// What [`EventStore::read_stream_of`] read of a stream.
+#[derive(Debug, Default)]
+pub struct StreamEvents {
+    /// The events asked for, in stream order.
+    pub envelopes: Vec<Envelope>,
+    /// The version of the stream's last event, read or skipped (0: no such stream).
+    pub version: u64,
+}
+
 /// An append-only log of streams of events, with one global order.
 #[async_trait]
 pub trait EventStore: Send + Sync + 'static {
@@ -125,7 +134,23 @@ pub trait EventStore: Send + Sync + 'static {
         &self,
         stream: &str,
         from_version: u64,
-    ) -> Result<Vec<Envelope>, StoreError>;
+    ) -> Result<Vec<Envelope>, StoreError> {
+        Ok(self
+            .read_stream_of(stream, from_version, |_| true)
+            .await?
+            .envelopes)
+    }
+
+    /// The events of `stream` with version `from_version` or later whose type `wanted`
+    /// accepts, in order, and the stream's version. The others are skipped without being
+    /// decoded: an aggregate reads its stream this way, leaving out the events its state
+    /// does not depend on.
+    async fn read_stream_of(
+        &self,
+        stream: &str,
+        from_version: u64,
+        wanted: for<'t> fn(&'t str) -> bool,
+    ) -> Result<StreamEvents, StoreError>;
 
     /// Up to `max` events from global position `from` on, in global order.
     async fn read_all(&self, from: u64, max: usize) -> Result<Vec<Envelope>, StoreError>;

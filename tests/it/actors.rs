@@ -242,8 +242,13 @@ impl EventStore for CountingAppends {
         self.log.append(stream, expected, events).await
     }
 
-    async fn read_stream(&self, stream: &str, from: u64) -> Result<Vec<Envelope>, StoreError> {
-        self.log.read_stream(stream, from).await
+    async fn read_stream_of(
+        &self,
+        stream: &str,
+        from: u64,
+        wanted: for<'t> fn(&'t str) -> bool,
+    ) -> Result<StreamEvents, StoreError> {
+        self.log.read_stream_of(stream, from, wanted).await
     }
 
     async fn read_all(&self, from: u64, max: usize) -> Result<Vec<Envelope>, StoreError> {

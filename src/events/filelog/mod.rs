@@ -17,9 +17,9 @@ pub mod writer;
 use self::index::{Index, Run, Segment};
 pub use self::recovery::TornTail;
 use self::writer::{AppendRequest, Writer};
-use super::envelope::{Envelope, NewEvent, RecordError, hash_body, prev_hash_of};
+use super::envelope::{Envelope, NewEvent, RecordError, hash_body, parse_body, prev_hash_of};
 use super::store::validate_append;
-use super::{Appended, EventStore, ExpectedVersion, StoreError};
+use super::{Appended, EventStore, ExpectedVersion, StoreError, StreamEvents};
 use async_trait::async_trait;
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
@@ -210,10 +210,16 @@ impl FileLog {
         self.shared.index.read().unwrap().stream_count()
     }
 
-    /// Reads and decodes every record of `runs`, checking each frame's CRC. A record's hash
-    /// is taken from the next record's `prev_hash` (the chain was verified when the log was
-    /// opened); only the last record of a run is hashed.
-    fn read_runs(&self, runs: Vec<Run>, out: &mut Vec<Envelope>) -> Result<(), StoreError> {
+    /// Reads every record of `runs`, checking each frame's CRC, and decodes those whose
+    /// event type `wanted` accepts. A record's hash is taken from the next record's
+    /// `prev_hash` (the chain was verified when the log was opened); only the last record of
+    /// a run is hashed, and only if it is wanted.
+    fn read_runs(
+        &self,
+        runs: Vec<Run>,
+        wanted: for<'t> fn(&'t str) -> bool,
+        out: &mut Vec<Envelope>,
+    ) -> Result<(), StoreError> {
         let mut buf = Vec::new();
         for run in runs {
             buf.resize((run.end - run.start) as usize, 0);
@@ -238,11 +244,15 @@ impl FileLog {
             }
             for (i, &(at, body)) in bodies.iter().enumerate() {
                 let position = run.first + i as u64;
+                let raw = parse_body(body).map_err(|e| corrupt(at, position, &e))?;
+                if !wanted(raw.event_type) {
+                    continue;
+                }
                 let hash = bodies
                     .get(i + 1)
                     .and_then(|(_, next)| prev_hash_of(next))
                     .unwrap_or_else(|| hash_body(body));
-                let envelope = Envelope::decode(body, hash).map_err(|e| match e {
+                let envelope = Envelope::from_raw(raw, hash).map_err(|e| match e {
                     RecordError::Decode(reason) => StoreError::Undecodable {
                         position,
                         reason: reason.to_string(),
@@ -254,6 +264,14 @@ impl FileLog {
         }
         Ok(())
     }
+}
+
+/// Splits ascending positions into ranges of consecutive ones: the events of one append are
+/// adjacent in the log, so each range is read with one `pread` (per segment it spans).
+fn consecutive(positions: &[u64]) -> impl Iterator<Item = (u64, u64)> + '_ {
+    positions
+        .chunk_by(|a, b| a + 1 == *b)
+        .map(|range| (range[0], range[range.len() - 1]))
 }
 
 /// Takes the exclusive lock on `DIR/LOCK`, so two processes never write one log.
@@ -366,26 +384,28 @@ impl EventStore for FileLog {
             .map_err(|_| StoreError::Unavailable("the log writer has stopped".into()))?
     }
 
-    async fn read_stream(
+    async fn read_stream_of(
         &self,
         stream: &str,
         from_version: u64,
-    ) -> Result<Vec<Envelope>, StoreError> {
-        let runs = {
+        wanted: for<'t> fn(&'t str) -> bool,
+    ) -> Result<StreamEvents, StoreError> {
+        let (runs, version) = {
             let index = self.shared.index.read().unwrap();
+            let positions = index.stream_positions(stream, from_version);
             let mut runs = Vec::new();
-            for position in index.stream_positions(stream, from_version) {
+            for (first, last) in consecutive(&positions) {
                 runs.extend(
                     index
-                        .runs(position, position)
+                        .runs(first, last)
                         .map_err(StoreError::io("opening a segment"))?,
                 );
             }
-            runs
+            (runs, index.stream_version(stream))
         };
-        let mut out = Vec::with_capacity(runs.len());
-        self.read_runs(runs, &mut out)?;
-        Ok(out)
+        let mut envelopes = Vec::new();
+        self.read_runs(runs, wanted, &mut envelopes)?;
+        Ok(StreamEvents { envelopes, version })
     }
 
     async fn read_all(&self, from: u64, max: usize) -> Result<Vec<Envelope>, StoreError> {
@@ -408,7 +428,7 @@ impl EventStore for FileLog {
                 .map_err(StoreError::io("opening a segment"))?
         };
         let mut out = Vec::new();
-        self.read_runs(runs, &mut out)?;
+        self.read_runs(runs, |_| true, &mut out)?;
         Ok(out)
     }
 
