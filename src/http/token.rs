@@ -389,30 +389,33 @@ async fn refresh_token(
 ) -> Result<HttpResponse, OAuthError> {
     let presented = SecretHash::of(form.required("refresh_token")?);
     let unknown = || OAuthError::InvalidGrant("unknown refresh token".into());
-    let (grant_id, user, grant_scope, audience) = {
+    let scope = form.get("scope");
+    let (grant_id, subject, scope, audience, user) = {
         let models = warrant.models.read();
         let view = models
             .tokens
             .by_hash(&presented)
             .filter(|v| v.kind == TokenKind::Refresh)
             .ok_or_else(unknown)?;
+        if let Some(requested) = scope {
+            scopes_within(requested, view.scope, "granted")?;
+        }
+        let scope = scope.unwrap_or(view.scope).to_owned();
+        // The profile recorded at login is read only for an ID token.
+        let user = view
+            .subject
+            .filter(|_| has_scope(&scope, "openid"))
+            .map(|subject| Profile::recorded(subject, view.profile));
         (
             view.grant_id,
-            view.subject
-                .map(|subject| Profile::recorded(subject, view.profile)),
-            view.scope.to_owned(),
+            view.subject.map(str::to_owned),
+            scope,
             view.audience
                 .iter()
                 .map(|a| (*a).to_owned())
                 .collect::<Vec<_>>(),
+            user,
         )
-    };
-    let scope = match form.get("scope") {
-        None => grant_scope.clone(),
-        Some(requested) => {
-            scopes_within(requested, &grant_scope, "granted")?;
-            requested.to_owned()
-        }
     };
     let now = Timestamp::now();
     let audience = audience_of(&audience, &client.client_id);
@@ -422,7 +425,7 @@ async fn refresh_token(
         &AccessGrant {
             grant_id,
             client_id: &client.client_id,
-            subject: user.as_ref().map(|user| user.login.as_str()),
+            subject: subject.as_deref(),
             scope: &scope,
             audience: &audience,
         },
@@ -439,7 +442,6 @@ async fn refresh_token(
     let committed = run_grant(warrant, grant_id, command, now).await?;
     let id_token = user
         .as_ref()
-        .filter(|_| has_scope(&scope, "openid"))
         .map(|user| id_token_for(warrant, &client, user, None, now));
     respond(
         warrant,
