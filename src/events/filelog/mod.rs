@@ -225,7 +225,7 @@ impl FileLog {
             buf.resize((run.end - run.start) as usize, 0);
             run.file
                 .read_exact_at(&mut buf, run.start)
-                .map_err(StoreError::io(format!("reading {}", run.path.display())))?;
+                .map_err(|e| StoreError::io(format!("reading {}", run.path.display()))(e))?;
             let corrupt = |at: usize, position: u64, reason: &dyn std::fmt::Display| {
                 StoreError::Corrupt(format!(
                     "corrupt record in segment {} at offset {} (position {position}): {reason}",
