@@ -257,18 +257,55 @@ impl<A: Aggregate> Registry<A> {
 }
 
 /// Passivates the least recently used tenth of the actors (at least enough to get back
-/// under `capacity`), so eviction costs a sort per many starts, not a scan per start.
+/// under `capacity`), so eviction costs a selection per many starts, not a scan per start.
 fn evict_least_recent<A: Aggregate>(live: &mut HashMap<String, Entry<A>>, capacity: usize) {
     let excess = live.len() - capacity;
     let count = excess.max(capacity / 10).min(live.len() - 1);
     let mut by_age: Vec<_> = live
         .iter()
-        .map(|(id, e)| (e.last_used, id.clone()))
+        .map(|(id, e)| (e.last_used, id.as_str()))
         .collect();
-    by_age.sort_unstable();
-    for (_, id) in by_age.into_iter().take(count) {
+    by_age.select_nth_unstable(count);
+    let oldest: Vec<String> = by_age[..count]
+        .iter()
+        .map(|(_, id)| (*id).to_owned())
+        .collect();
+    for id in oldest {
         if let Some(entry) = live.remove(&id) {
             entry.addr.do_send(Passivate);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::actors::client::Client;
+    use crate::events::filelog::{FileLog, FileLogOptions};
+
+    #[actix_rt::test]
+    async fn eviction_passivates_the_least_recently_used_tenth() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn EventStore> =
+            Arc::new(FileLog::open(dir.path(), FileLogOptions::writer("n")).unwrap());
+        let start = Instant::now();
+        // Used in a shuffled order: c{i} last at second (i * 8) % 21, each second once.
+        let mut live: HashMap<String, Entry<Client>> = (0..21)
+            .map(|i| {
+                let entry = Entry {
+                    addr: AggregateActor::<Client>::new("c", store.clone()).start(),
+                    last_used: start + Duration::from_secs((i * 8) % 21),
+                };
+                (format!("c{i}"), entry)
+            })
+            .collect();
+        evict_least_recent(&mut live, 20);
+        // One over a capacity of 20: the larger of the excess and a tenth, 2, go.
+        let mut kept: Vec<u64> = live
+            .values()
+            .map(|e| (e.last_used - start).as_secs())
+            .collect();
+        kept.sort_unstable();
+        assert_eq!(kept, (2..21).collect::<Vec<_>>());
     }
 }
