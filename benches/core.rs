@@ -1,5 +1,6 @@
 //! Criterion benchmarks of the event-sourced core: durable appends under concurrency (group
-//! commit), projection rebuild rate, and start-up with a million events in the log.
+//! commit), projection rebuild rate, start-up with a million events in the log, and loading
+//! a busy grant's aggregate from its stream.
 //!
 //! `cargo bench --bench core`; logs live under the target directory (a real disk: fdatasync
 //! is not free there, unlike on a tmpfs).
@@ -8,11 +9,16 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use uuid::Uuid;
+use warrant::actors::Loaded;
+use warrant::actors::grant::Grant;
 use warrant::clock::Timestamp;
 use warrant::config::ServeConfig;
 use warrant::events::contract::sample;
 use warrant::events::filelog::{FileLog, FileLogOptions};
-use warrant::events::{EventStore, ExpectedVersion, synthetic};
+use warrant::events::{
+    ActorClaim, EventStore, ExpectedVersion, NewEvent, TokenExchanged, synthetic,
+};
 use warrant::projections::{ReadModels, checkpoint};
 
 const NOW: Timestamp = Timestamp(1_795_000_000_000);
@@ -157,5 +163,73 @@ fn startup(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, durable_appends, projection_rebuild, startup);
+/// The `n`th exchange of grant `grant_id`'s access token by a gateway.
+fn exchange(grant_id: Uuid, n: usize) -> NewEvent {
+    let exchanged = TokenExchanged {
+        grant_id,
+        subject_jti: Uuid::from_u128(1),
+        jti: Uuid::from_u128(0xe_0000_0000 + n as u128),
+        token_hash: warrant::secret::SecretHash::of(&format!("ex-{n}")),
+        client_id: "gateway".into(),
+        subject: Some("user0@example.com".into()),
+        actor: ActorClaim {
+            sub: "gateway".into(),
+            client_id: Some("gateway".into()),
+            act: None,
+        },
+        audience: vec!["https://mcp0.example".into()],
+        scope: "openid offline_access".into(),
+        issued_at: NOW,
+        expires_at: NOW.plus_seconds(3600),
+    };
+    NewEvent::new(exchanged, NOW, Uuid::new_v4())
+}
+
+/// What the next command to a passivated grant reads first: its stream, here a code-flow
+/// grant whose access token a gateway exchanged 10,000 times, in batches of 64 as a busy
+/// grant actor writes them, between other grants' appends.
+fn grant_load(c: &mut Criterion) {
+    const EXCHANGES: usize = 10_000;
+    let dir = scratch("grant-load");
+    let _ = std::fs::remove_dir_all(&dir);
+    let rt = runtime();
+    let log = FileLog::open(&dir, FileLogOptions::writer("bench")).unwrap();
+    let (stream, created) = synthetic::token_family(0, NOW);
+    let grant_id = stream.strip_prefix("grant-").unwrap().to_owned();
+    rt.block_on(async {
+        log.append(&stream, ExpectedVersion::Exact(0), created)
+            .await
+            .unwrap();
+        let id = Uuid::parse_str(&grant_id).unwrap();
+        for (batch, first) in (0..EXCHANGES).step_by(64).enumerate() {
+            let events = (first..(first + 64).min(EXCHANGES))
+                .map(|n| exchange(id, n))
+                .collect();
+            log.append(&stream, ExpectedVersion::Any, events)
+                .await
+                .unwrap();
+            let (other, family) = synthetic::token_family(batch + 1, NOW);
+            log.append(&other, ExpectedVersion::Exact(0), family)
+                .await
+                .unwrap();
+        }
+    });
+    let mut group = c.benchmark_group("grant_load");
+    group.sample_size(20);
+    group.bench_function(BenchmarkId::new("exchanges", EXCHANGES), |b| {
+        b.to_async(&rt).iter(|| async {
+            let loaded = Loaded::<Grant>::load(&log, &grant_id).await.unwrap();
+            assert_eq!(loaded.version, 3 + EXCHANGES as u64);
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    durable_appends,
+    projection_rebuild,
+    startup,
+    grant_load
+);
 criterion_main!(benches);
