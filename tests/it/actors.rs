@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 use warrant::actors::client::{Client, ClientCommand, ClientError};
-use warrant::actors::grant::{Grant, GrantCommand, GrantError};
+use warrant::actors::grant::{Grant, GrantCommand, GrantError, IssuedToken};
 use warrant::actors::session::{Session, SessionCommand, SessionError, s256_challenge};
 use warrant::actors::{CommandContext, CommandError, Registry};
 use warrant::clock::Timestamp;
@@ -149,14 +149,9 @@ async fn two_replicas_redeem_one_code_exactly_once() {
     assert_eq!(denials.len(), 20, "every replay is recorded as a denial");
 }
 
-#[actix_rt::test]
-async fn two_replicas_rotate_one_refresh_token_exactly_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store(&dir);
-    let node_a = Registry::<Grant>::new(store.clone(), 100, Duration::from_secs(60));
-    let node_b = Registry::<Grant>::new(store.clone(), 100, Duration::from_secs(60));
-    let grant_id = Uuid::new_v4();
-    let access = |token: &str| AccessTokenIssued {
+/// Access token `token` of grant `grant_id` (client c1, alice), valid until 4,600 s.
+fn access_token(grant_id: Uuid, token: &str) -> AccessTokenIssued {
+    AccessTokenIssued {
         grant_id,
         jti: Uuid::new_v4(),
         token_hash: SecretHash::of(token),
@@ -166,8 +161,12 @@ async fn two_replicas_rotate_one_refresh_token_exactly_once() {
         audience: vec![],
         issued_at: Timestamp(1_000_000),
         expires_at: Timestamp(4_600_000),
-    };
-    let create = GrantCommand::Create {
+    }
+}
+
+/// Creates grant `grant_id` for c1 and alice with access token `at-0` and refresh token `rt-0`.
+fn create_grant(grant_id: Uuid) -> GrantCommand {
+    GrantCommand::Create {
         created: Box::new(GrantCreated {
             grant_id,
             client_id: "c1".into(),
@@ -177,22 +176,39 @@ async fn two_replicas_rotate_one_refresh_token_exactly_once() {
             resources: vec![],
             origin: GrantOrigin::ClientCredentials,
         }),
-        access: access("at-0"),
+        access: access_token(grant_id, "at-0"),
         refresh: Some(RefreshTokenIssued {
             grant_id,
             token_hash: SecretHash::of("rt-0"),
             expires_at: Timestamp(90_000_000),
         }),
-    };
-    let id = grant_id.to_string();
-    node_a.execute(&id, create, ctx()).await.unwrap();
-    let refresh = |next: &str| GrantCommand::Refresh {
-        presented: SecretHash::of("rt-0"),
+    }
+}
+
+/// Refresh token `presented` of grant `grant_id` used by c1, replaced by `next`.
+fn refresh_grant(grant_id: Uuid, presented: &str, next: &str) -> GrantCommand {
+    GrantCommand::Refresh {
+        presented: SecretHash::of(presented),
         client_id: "c1".into(),
-        access: access(&format!("at-{next}")),
+        access: access_token(grant_id, &format!("at-{next}")),
         next_refresh: SecretHash::of(next),
         refresh_expires_at: Timestamp(90_000_000),
-    };
+    }
+}
+
+#[actix_rt::test]
+async fn two_replicas_rotate_one_refresh_token_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir);
+    let node_a = Registry::<Grant>::new(store.clone(), 100, Duration::from_secs(60));
+    let node_b = Registry::<Grant>::new(store.clone(), 100, Duration::from_secs(60));
+    let grant_id = Uuid::new_v4();
+    let id = grant_id.to_string();
+    node_a
+        .execute(&id, create_grant(grant_id), ctx())
+        .await
+        .unwrap();
+    let refresh = |next: &str| refresh_grant(grant_id, "rt-0", next);
     let (a, b) = tokio::join!(
         node_a.execute(&id, refresh("rt-a"), ctx()),
         node_b.execute(&id, refresh("rt-b"), ctx())
@@ -212,6 +228,119 @@ async fn two_replicas_rotate_one_refresh_token_exactly_once() {
     let stream = store.read_stream(&format!("grant-{id}"), 1).await.unwrap();
     assert!(matches!(
         &stream.last().unwrap().event,
+        Event::GrantRevoked(GrantRevoked {
+            reason: RevocationReason::RefreshTokenReuse,
+            ..
+        })
+    ));
+}
+
+/// The exchange `n` by gateway gw of grant `grant_id`'s access token `subject`.
+fn exchange_of(grant_id: Uuid, n: u128, subject: &str) -> GrantCommand {
+    let exchanged = TokenExchanged {
+        grant_id,
+        subject_jti: Uuid::new_v4(),
+        jti: Uuid::from_u128(n),
+        token_hash: SecretHash::of(&format!("ex-{n}")),
+        client_id: "gw".into(),
+        subject: Some("alice@example.com".into()),
+        actor: ActorClaim {
+            sub: "gw".into(),
+            client_id: Some("gw".into()),
+            act: None,
+        },
+        audience: vec!["https://mcp.example".into()],
+        scope: "openid".into(),
+        issued_at: Timestamp(1_000_000),
+        expires_at: Timestamp(4_600_000),
+    };
+    GrantCommand::Exchange {
+        exchanged: Box::new(exchanged),
+        subject: issued_access(subject),
+    }
+}
+
+/// What the token model knows of c1's access token `token`.
+fn issued_access(token: &str) -> IssuedToken {
+    IssuedToken {
+        hash: SecretHash::of(token),
+        kind: TokenKind::Access,
+        client_id: "c1".into(),
+        expires_at: Timestamp(4_600_000),
+    }
+}
+
+/// Once its actor is passivated, a grant's next command reads its stream without the
+/// access tokens and exchanges (`Grant::folds`) and decides as the live actor would have:
+/// an exchange of a token revoked alone is refused, one of a live token is appended at the
+/// stream's true version, and a rotated refresh token presented again revokes the grant.
+#[actix_rt::test]
+async fn a_passivated_grant_decides_as_its_live_actor_did() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir);
+    let grants = Registry::<Grant>::new(store.clone(), 100, Duration::from_secs(60));
+    let grant_id = Uuid::new_v4();
+    let id = grant_id.to_string();
+    let passivate = || grants.passivate_idle(Instant::now() + Duration::from_secs(61));
+    grants
+        .execute(&id, create_grant(grant_id), ctx())
+        .await
+        .unwrap();
+    for n in 0..10 {
+        grants
+            .execute(&id, exchange_of(grant_id, n, "at-0"), ctx())
+            .await
+            .unwrap();
+    }
+    grants
+        .execute(&id, refresh_grant(grant_id, "rt-0", "rt-1"), ctx())
+        .await
+        .unwrap();
+    let revoke_at_0 = GrantCommand::RevokeToken {
+        token: issued_access("at-0"),
+        client_id: "c1".into(),
+    };
+    grants.execute(&id, revoke_at_0, ctx()).await.unwrap();
+    assert_eq!(passivate(), 1);
+
+    let refused = grants
+        .execute(&id, exchange_of(grant_id, 10, "at-0"), ctx())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            CommandError::Refused(GrantError::SubjectTokenInactive)
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(passivate(), 1);
+    grants
+        .execute(&id, exchange_of(grant_id, 11, "at-rt-1"), ctx())
+        .await
+        .unwrap();
+    assert_eq!(passivate(), 1);
+    let reused = grants
+        .execute(&id, refresh_grant(grant_id, "rt-0", "rt-2"), ctx())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            reused,
+            CommandError::Refused(GrantError::RefreshTokenReused { .. })
+        ),
+        "{reused:?}"
+    );
+
+    let stream = store.read_stream(&format!("grant-{id}"), 1).await.unwrap();
+    let versions: Vec<u64> = stream.iter().map(|e| e.version).collect();
+    assert_eq!(versions, (1..=18).collect::<Vec<_>>());
+    assert!(matches!(
+        &stream[16].event,
+        Event::TokenExchanged(TokenExchanged { jti, .. }) if *jti == Uuid::from_u128(11)
+    ));
+    assert!(matches!(
+        &stream[17].event,
         Event::GrantRevoked(GrantRevoked {
             reason: RevocationReason::RefreshTokenReuse,
             ..
