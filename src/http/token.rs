@@ -18,7 +18,7 @@ use crate::server::Warrant;
 use crate::tokens::access::{self, ACCESS_TOKEN_SECONDS, AccessGrant};
 use crate::tokens::id_token;
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde_json::json;
+use serde::Serialize;
 use uuid::Uuid;
 
 /// Dispatches on `grant_type`.
@@ -203,24 +203,33 @@ pub(super) async fn respond(
     if let Some(position) = committed.last_position {
         warrant.models.wait_for(position).await;
     }
-    let mut body = json!({
-        "access_token": issued.access,
-        "token_type": "Bearer",
-        "expires_in": issued.expires_in,
-        "scope": issued.scope,
-    });
-    if let Some(kind) = issued.issued_token_type {
-        body["issued_token_type"] = kind.into();
-    }
-    if let Some(refresh) = issued.refresh {
-        body["refresh_token"] = refresh.into();
-    }
-    if let Some(id_token) = issued.id_token {
-        body["id_token"] = id_token.into();
-    }
     let mut response = HttpResponse::Ok();
     no_store(&mut response);
-    Ok(response.json(body))
+    Ok(response.json(TokenResponse {
+        access_token: &issued.access,
+        token_type: "Bearer",
+        expires_in: issued.expires_in,
+        scope: issued.scope,
+        issued_token_type: issued.issued_token_type,
+        refresh_token: issued.refresh.as_deref(),
+        id_token: issued.id_token.as_deref(),
+    }))
+}
+
+/// The body of a successful token response (RFC 6749 §5.1, RFC 8693 §2.2.1), serialized
+/// straight from what was issued.
+#[derive(Serialize)]
+struct TokenResponse<'a> {
+    access_token: &'a str,
+    token_type: &'static str,
+    expires_in: i64,
+    scope: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    issued_token_type: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id_token: Option<&'a str>,
 }
 
 /// Mints an ID token for `user`: RS256 unless the client registered

@@ -208,10 +208,12 @@ fn a_client_may_ask_for_eddsa_id_tokens() {
         "/introspect",
         &[("token", tokens["access_token"].as_str().unwrap())],
     ));
-    assert_eq!(
-        seen["preferred_username"], seen["sub"],
-        "profile scope: profile claims"
-    );
+    let login = seen["sub"].as_str().expect("a user's token names the user");
+    for claim in ["username", "name", "preferred_username"] {
+        assert_eq!(seen[claim], login, "profile scope: {claim}");
+    }
+    assert!(seen.get("email").is_none(), "no email scope: {seen}");
+    assert_eq!(seen["token_type"], "Bearer");
 }
 
 #[test]

@@ -143,6 +143,35 @@ fn access_tokens_verify_against_jwks_and_introspect_until_revoked() {
     assert_eq!(active["jti"], claims["jti"]);
     assert_eq!(active["scope"], "api:read");
     assert_eq!(active["exp"], claims["exp"]);
+    let mut fields: Vec<&str> = active
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|k| k.as_str())
+        .collect();
+    fields.sort_unstable();
+    assert_eq!(
+        fields,
+        [
+            "active",
+            "aud",
+            "client_id",
+            "exp",
+            "iat",
+            "iss",
+            "jti",
+            "nbf",
+            "scope",
+            "sub",
+            "token_type"
+        ],
+        "a client's own token: no user, no actor"
+    );
+    assert_eq!(
+        (active["iat"].as_i64(), active["nbf"].as_i64()),
+        (claims["iat"].as_i64(), claims["iat"].as_i64())
+    );
+    assert_eq!(active["token_type"], "Bearer");
 
     let revoked = post_form(&server, "/revoke", &client, &[("token", access)])
         .send()
