@@ -11,6 +11,7 @@
 #   -s  comma-separated, from discovery,introspect,client_credentials,exchange,refresh
 #       (default all; refresh, the rotation of an OAuth grant without `openid`, presents a
 #       refresh token harvested from a code flow beforehand in each request)
+#   WARRANT_BIN=PATH: count that release binary instead of building the working tree
 #
 # Valgrind hides SHA-NI and AVX-512 from the program, so SHA-256 and RSA run their portable
 # code here, and it counts a `rep stosb` (large memsets) one instruction per byte: compare
@@ -20,7 +21,7 @@ cd "$(dirname "$0")/.."
 
 N=1000 SCENARIOS="discovery,introspect,client_credentials,exchange,refresh"
 while getopts "n:s:h" o; do
-  case "$o" in n) N="$OPTARG" ;; s) SCENARIOS="$OPTARG" ;; *) sed -n '2,16p' "$0"; exit 2 ;; esac
+  case "$o" in n) N="$OPTARG" ;; s) SCENARIOS="$OPTARG" ;; *) sed -n '2,17p' "$0"; exit 2 ;; esac
 done
 command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind >/dev/null; }
 
@@ -32,8 +33,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cargo build --release --quiet
-real_bin="$(pwd)/${CARGO_TARGET_DIR:-target}/release/warrant"
+# WARRANT_BIN counts a given build instead (to compare two builds).
+if [ -z "${WARRANT_BIN:-}" ]; then
+  cargo build --release --quiet
+fi
+real_bin="${WARRANT_BIN:-$(pwd)/${CARGO_TARGET_DIR:-target}/release/warrant}"
+build="${WARRANT_BIN:-$(git rev-parse --short HEAD)}"
 printf '#!/bin/sh\nexec valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file=%s/callgrind.out "%s" "$@" 2>%s/valgrind.log\n' \
   "$work" "$real_bin" "$work" > "$work/warrant"
 chmod +x "$work/warrant"
@@ -110,4 +115,4 @@ for name in "${wanted[@]}"; do
     *) echo "unknown scenario $name" >&2; exit 2 ;;
   esac
 done
-echo "warrant $(git rev-parse --short HEAD), $(date -u +%Y-%m-%d), callgrind, $N counted requests per scenario"
+echo "warrant $build, $(date -u +%Y-%m-%d), callgrind, $N counted requests per scenario"
