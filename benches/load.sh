@@ -113,7 +113,8 @@ kill "$server"; wait "$server" 2>/dev/null || true; server=""  # the peer gets t
 cp -r "$peers" "$work/peers" && chmod -R u+w "$work/peers"
 (cd "$work/peers/node-oidc" && ./install.sh >/dev/null 2>&1) || { echo "peer comparison skipped: node-oidc did not install"; exit 0; }
 export RUN_ROOT="$work/peers/run"
-"$work/peers/node-oidc/start.sh" 2>/dev/null
+"$work/peers/node-oidc/start.sh" > "$work/peer-start.log" 2>&1 \
+  || { echo "peer comparison skipped: node-oidc did not start: $(tail -1 "$work/peer-start.log")"; exit 0; }
 # shellcheck source=/dev/null
 source "$work/peers/node-oidc/peer.env"
 "$work/peers/load.sh" -d "$DUR" -c "$CONNS" -t "$THREADS" -w "$WARMUP" -s discovery,token,introspect,exchange \
