@@ -16,9 +16,7 @@ use warrant::clock::Timestamp;
 use warrant::config::ServeConfig;
 use warrant::events::contract::sample;
 use warrant::events::filelog::{FileLog, FileLogOptions};
-use warrant::events::{
-    ActorClaim, EventStore, ExpectedVersion, NewEvent, TokenExchanged, synthetic,
-};
+use warrant::events::{EventStore, ExpectedVersion, NewEvent, synthetic};
 use warrant::projections::{ReadModels, checkpoint};
 
 const NOW: Timestamp = Timestamp(1_795_000_000_000);
@@ -163,28 +161,6 @@ fn startup(c: &mut Criterion) {
     group.finish();
 }
 
-/// The `n`th exchange of grant `grant_id`'s access token by a gateway.
-fn exchange(grant_id: Uuid, n: usize) -> NewEvent {
-    let exchanged = TokenExchanged {
-        grant_id,
-        subject_jti: Uuid::from_u128(1),
-        jti: Uuid::from_u128(0xe_0000_0000 + n as u128),
-        token_hash: warrant::secret::SecretHash::of(&format!("ex-{n}")),
-        client_id: "gateway".into(),
-        subject: Some("user0@example.com".into()),
-        actor: ActorClaim {
-            sub: "gateway".into(),
-            client_id: Some("gateway".into()),
-            act: None,
-        },
-        audience: vec!["https://mcp0.example".into()],
-        scope: "openid offline_access".into(),
-        issued_at: NOW,
-        expires_at: NOW.plus_seconds(3600),
-    };
-    NewEvent::new(exchanged, NOW, Uuid::new_v4())
-}
-
 /// What the next command to a passivated grant reads first: its stream, here a code-flow
 /// grant whose access token a gateway exchanged 10,000 times, in batches of 64 as a busy
 /// grant actor writes them, between other grants' appends.
@@ -203,7 +179,17 @@ fn grant_load(c: &mut Criterion) {
         let id = Uuid::parse_str(&grant_id).unwrap();
         for (batch, first) in (0..EXCHANGES).step_by(64).enumerate() {
             let events = (first..(first + 64).min(EXCHANGES))
-                .map(|n| exchange(id, n))
+                .map(|n| {
+                    let exchanged = synthetic::exchanged(
+                        id,
+                        n as u128,
+                        "user0@example.com",
+                        "gateway",
+                        NOW,
+                        3600,
+                    );
+                    NewEvent::new(exchanged, NOW, Uuid::new_v4())
+                })
                 .collect();
             log.append(&stream, ExpectedVersion::Any, events)
                 .await

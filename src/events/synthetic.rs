@@ -3,8 +3,8 @@
 
 use super::envelope::{Envelope, NewEvent};
 use super::{
-    AccessTokenIssued, ClientMetadata, ClientRegistered, GrantCreated, GrantOrigin,
-    RefreshTokenIssued,
+    AccessTokenIssued, ActorClaim, ClientMetadata, ClientRegistered, GrantCreated, GrantOrigin,
+    RefreshTokenIssued, TokenExchanged,
 };
 use crate::clock::Timestamp;
 use crate::secret::SecretHash;
@@ -100,4 +100,34 @@ pub fn token_family(i: usize, now: Timestamp) -> (String, Vec<NewEvent>) {
         ),
     ];
     (format!("grant-{grant_id}"), events)
+}
+
+/// Exchange `n` (its `jti` is `n`, its token's text `exchanged-{n}`) of an access token of
+/// grant `grant_id` for `subject` by the client `gateway`, for `https://server.example`,
+/// issued at `now` and valid for `seconds`.
+pub fn exchanged(
+    grant_id: Uuid,
+    n: u128,
+    subject: &str,
+    gateway: &str,
+    now: Timestamp,
+    seconds: i64,
+) -> TokenExchanged {
+    TokenExchanged {
+        grant_id,
+        subject_jti: Uuid::nil(),
+        jti: Uuid::from_u128(n),
+        token_hash: SecretHash::of(&format!("exchanged-{n}")),
+        client_id: gateway.to_owned(),
+        subject: Some(subject.to_owned()),
+        actor: ActorClaim {
+            sub: gateway.to_owned(),
+            client_id: Some(gateway.to_owned()),
+            act: None,
+        },
+        audience: vec!["https://server.example".into()],
+        scope: "openid".into(),
+        issued_at: now,
+        expires_at: now.plus_seconds(seconds),
+    }
 }

@@ -237,23 +237,14 @@ async fn two_replicas_rotate_one_refresh_token_exactly_once() {
 
 /// The exchange `n` by gateway gw of grant `grant_id`'s access token `subject`.
 fn exchange_of(grant_id: Uuid, n: u128, subject: &str) -> GrantCommand {
-    let exchanged = TokenExchanged {
+    let exchanged = synthetic::exchanged(
         grant_id,
-        subject_jti: Uuid::new_v4(),
-        jti: Uuid::from_u128(n),
-        token_hash: SecretHash::of(&format!("ex-{n}")),
-        client_id: "gw".into(),
-        subject: Some("alice@example.com".into()),
-        actor: ActorClaim {
-            sub: "gw".into(),
-            client_id: Some("gw".into()),
-            act: None,
-        },
-        audience: vec!["https://mcp.example".into()],
-        scope: "openid".into(),
-        issued_at: Timestamp(1_000_000),
-        expires_at: Timestamp(4_600_000),
-    };
+        n,
+        "alice@example.com",
+        "gw",
+        Timestamp(1_000_000),
+        3600,
+    );
     GrantCommand::Exchange {
         exchanged: Box::new(exchanged),
         subject: issued_access(subject),

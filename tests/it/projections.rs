@@ -102,21 +102,8 @@ async fn busy_history(store: &Arc<dyn EventStore>) -> u64 {
         .await
         .unwrap();
     let exchanged = Box::new(TokenExchanged {
-        grant_id: grant(4),
         subject_jti: Uuid::from_u128(0x7a1_0000_0000 + 4),
-        jti: Uuid::from_u128(77),
-        token_hash: SecretHash::of("exchanged-4"),
-        client_id: "gateway".into(),
-        subject: Some("user4@example.com".into()),
-        actor: ActorClaim {
-            sub: "gateway".into(),
-            client_id: Some("gateway".into()),
-            act: None,
-        },
-        audience: vec!["https://server.example".into()],
-        scope: "openid".into(),
-        issued_at: NOW,
-        expires_at: NOW.plus_seconds(300),
+        ..synthetic::exchanged(grant(4), 77, "user4@example.com", "gateway", NOW, 300)
     });
     let exchange = GrantCommand::Exchange {
         exchanged,
@@ -164,7 +151,7 @@ async fn live_models_equal_a_rebuild_from_scratch() {
     );
     assert!(!reused.is_active(now) && !by_text("at-3").is_active(now));
     let exchanged = rebuilt.tokens.by_jti(&Uuid::from_u128(77)).unwrap();
-    assert_eq!(exchanged, by_text("exchanged-4"));
+    assert_eq!(exchanged, by_text("exchanged-77"));
     assert_eq!(exchanged.audience, vec!["https://server.example"]);
     assert_eq!(exchanged.act.unwrap().sub, "gateway");
     assert_eq!(exchanged.subject, Some("user4@example.com"));
