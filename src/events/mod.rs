@@ -20,4 +20,6 @@ pub use envelope::{ChainHash, Envelope, NewEvent};
 pub use grant::*;
 pub use key::*;
 pub use session::*;
-pub use store::{Appended, EventStore, ExpectedVersion, StoreError, StreamEvents, Subscription};
+pub use store::{
+    Appended, EventStore, ExpectedVersion, StoreError, StreamEvents, Subscription, TypeFilter,
+};

@@ -108,6 +108,9 @@ impl StoreError {
     }
 }
 
+/// Which event types a stream read decodes (by wire name): see [`EventStore::read_stream_of`].
+pub type TypeFilter = fn(&str) -> bool;
+
 /// What [`EventStore::read_stream_of`] read of a stream.
 #[derive(Debug, Default)]
 pub struct StreamEvents {
@@ -149,7 +152,7 @@ pub trait EventStore: Send + Sync + 'static {
         &self,
         stream: &str,
         from_version: u64,
-        wanted: for<'t> fn(&'t str) -> bool,
+        wanted: TypeFilter,
     ) -> Result<StreamEvents, StoreError>;
 
     /// Up to `max` events from global position `from` on, in global order.

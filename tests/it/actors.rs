@@ -366,7 +366,7 @@ impl EventStore for CountingAppends {
         &self,
         stream: &str,
         from: u64,
-        wanted: for<'t> fn(&'t str) -> bool,
+        wanted: TypeFilter,
     ) -> Result<StreamEvents, StoreError> {
         self.log.read_stream_of(stream, from, wanted).await
     }

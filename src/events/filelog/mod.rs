@@ -19,7 +19,7 @@ pub use self::recovery::TornTail;
 use self::writer::{AppendRequest, Writer};
 use super::envelope::{Envelope, NewEvent, RecordError, hash_body, parse_body, prev_hash_of};
 use super::store::validate_append;
-use super::{Appended, EventStore, ExpectedVersion, StoreError, StreamEvents};
+use super::{Appended, EventStore, ExpectedVersion, StoreError, StreamEvents, TypeFilter};
 use async_trait::async_trait;
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
@@ -217,7 +217,7 @@ impl FileLog {
     fn read_runs(
         &self,
         runs: Vec<Run>,
-        wanted: for<'t> fn(&'t str) -> bool,
+        wanted: TypeFilter,
         out: &mut Vec<Envelope>,
     ) -> Result<(), StoreError> {
         let mut buf = Vec::new();
@@ -388,7 +388,7 @@ impl EventStore for FileLog {
         &self,
         stream: &str,
         from_version: u64,
-        wanted: for<'t> fn(&'t str) -> bool,
+        wanted: TypeFilter,
     ) -> Result<StreamEvents, StoreError> {
         let (runs, version) = {
             let index = self.shared.index.read().unwrap();
