@@ -24,11 +24,19 @@ pub const MAX_ACTOR_DEPTH: usize = 5;
 /// A grant as its stream describes it.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Grant {
-    created: Option<GrantCreated>,
+    created: Option<Created>,
     revoked: Option<RevocationReason>,
     refresh: Option<(SecretHash, Timestamp)>,
     used_refresh: HashSet<SecretHash>,
     revoked_tokens: HashSet<SecretHash>,
+}
+
+/// What the grant's decisions need of its creation (the user, scope and profile it records
+/// are the token model's to keep).
+#[derive(Clone, Debug, PartialEq)]
+struct Created {
+    grant_id: Uuid,
+    client_id: String,
 }
 
 /// What never changes about one of the grant's tokens, as the token model records it.
@@ -177,17 +185,12 @@ impl Refusal for GrantError {
 }
 
 impl Grant {
-    fn live(&self) -> Result<&GrantCreated, GrantError> {
+    fn live(&self) -> Result<&Created, GrantError> {
         let created = self.created.as_ref().ok_or(GrantError::NotFound)?;
         match self.revoked {
             Some(reason) => Err(GrantError::Revoked(reason)),
             None => Ok(created),
         }
-    }
-
-    /// The grant's creation record, once created.
-    pub fn created(&self) -> Option<&GrantCreated> {
-        self.created.as_ref()
     }
 
     /// Why the grant was revoked, if it was.
@@ -343,7 +346,12 @@ impl Aggregate for Grant {
 
     fn apply(&mut self, event: &Event) {
         match event {
-            Event::GrantCreated(e) => self.created = Some(e.clone()),
+            Event::GrantCreated(e) => {
+                self.created = Some(Created {
+                    grant_id: e.grant_id,
+                    client_id: e.client_id.clone(),
+                })
+            }
             Event::RefreshTokenIssued(e) => self.refresh = Some((e.token_hash, e.expires_at)),
             Event::RefreshTokenRotated(e) => {
                 self.used_refresh.insert(e.previous_hash);
