@@ -295,13 +295,15 @@ impl Index {
         }
     }
 
-    /// The positions of `stream` from `from_version` on.
-    pub fn stream_positions(&self, stream: &str, from_version: u64) -> Vec<u64> {
+    /// The positions of `stream` from `from_version` on, and how many events it holds (its
+    /// version), found with one lookup.
+    pub fn stream_positions(&self, stream: &str, from_version: u64) -> (Vec<u64>, u64) {
         let Some(n) = self.find(stream) else {
-            return Vec::new();
+            return (Vec::new(), 0);
         };
+        let stream = &self.streams[n as usize];
         let skip = from_version.saturating_sub(1) as usize;
-        self.streams[n as usize].positions(&self.long, skip)
+        (stream.positions(&self.long, skip), u64::from(stream.events))
     }
 
     /// Splits positions `first..=last` into runs, one per segment touched.
@@ -358,11 +360,18 @@ mod tests {
         for (i, name) in names.iter().enumerate() {
             assert_eq!(index.stream_version(name), i as u64 + 1, "{name}");
         }
-        assert_eq!(index.stream_positions(&names[1], 2), [3]);
-        assert_eq!(index.stream_positions(&names[4], 1), [11, 12, 13, 14, 15]);
-        assert_eq!(index.stream_positions(&names[5], 4), [19, 20, 21]);
-        assert_eq!(index.stream_positions(&names[5], 7), [] as [u64; 0]);
+        assert_eq!(index.stream_positions(&names[1], 2), (vec![3], 2));
+        assert_eq!(
+            index.stream_positions(&names[4], 1),
+            (vec![11, 12, 13, 14, 15], 5)
+        );
+        assert_eq!(index.stream_positions(&names[5], 4), (vec![19, 20, 21], 6));
+        assert_eq!(index.stream_positions(&names[5], 7), (vec![], 6));
         assert_eq!(index.stream_version(&format!("client-{id}")), 0);
+        assert_eq!(
+            index.stream_positions(&format!("client-{id}"), 1),
+            (vec![], 0)
+        );
         assert_eq!(index.stream_count(), names.len());
         let compact = index
             .streams
@@ -413,7 +422,7 @@ mod tests {
             let stream = format!("grant-{}", uuid::Uuid::from_u128(i));
             assert_eq!(
                 index.stream_positions(&stream, 1),
-                [2 * i as u64 + 1, 2 * i as u64 + 2]
+                (vec![2 * i as u64 + 1, 2 * i as u64 + 2], 2)
             );
         }
     }

@@ -392,7 +392,7 @@ impl EventStore for FileLog {
     ) -> Result<StreamEvents, StoreError> {
         let (runs, version) = {
             let index = self.shared.index.read().unwrap();
-            let positions = index.stream_positions(stream, from_version);
+            let (positions, version) = index.stream_positions(stream, from_version);
             let mut runs = Vec::new();
             for (first, last) in consecutive(&positions) {
                 runs.extend(
@@ -401,7 +401,7 @@ impl EventStore for FileLog {
                         .map_err(StoreError::io("opening a segment"))?,
                 );
             }
-            (runs, index.stream_version(stream))
+            (runs, version)
         };
         let mut envelopes = Vec::new();
         self.read_runs(runs, wanted, &mut envelopes)?;
