@@ -398,7 +398,7 @@ async fn refresh_token(
 ) -> Result<HttpResponse, OAuthError> {
     let presented = SecretHash::of(form.required("refresh_token")?);
     let unknown = || OAuthError::InvalidGrant("unknown refresh token".into());
-    let scope = form.get("scope");
+    let requested = form.get("scope");
     let (grant_id, subject, scope, audience, user) = {
         let models = warrant.models.read();
         let view = models
@@ -406,10 +406,10 @@ async fn refresh_token(
             .by_hash(&presented)
             .filter(|v| v.kind == TokenKind::Refresh)
             .ok_or_else(unknown)?;
-        if let Some(requested) = scope {
+        if let Some(requested) = requested {
             scopes_within(requested, view.scope, "granted")?;
         }
-        let scope = scope.unwrap_or(view.scope).to_owned();
+        let scope = requested.unwrap_or(view.scope).to_owned();
         // The profile recorded at login is read only for an ID token.
         let user = view
             .subject
