@@ -131,12 +131,10 @@ impl<A: Aggregate> Loaded<A> {
         &mut self,
         store: &dyn EventStore,
         id: &str,
-        command: &A::Command,
+        command: A::Command,
         context: CommandContext,
     ) -> Result<Committed, CommandError<A::Error>> {
-        let mut outcomes = self
-            .execute_batch(store, id, &[(command.clone(), context)])
-            .await;
+        let mut outcomes = self.execute_batch(store, id, &[(command, context)]).await;
         outcomes.pop().expect("one outcome per command")
     }
 

@@ -183,7 +183,7 @@ impl<A: Aggregate> Registry<A> {
     ) -> Result<Committed, CommandError<A::Error>> {
         if A::creates(&command) {
             let outcome = Loaded::<A>::default()
-                .execute(self.store.as_ref(), id, &command, context)
+                .execute(self.store.as_ref(), id, command, context)
                 .await;
             // An actor started by an earlier command (refused: no such aggregate) would
             // still hold the empty state: retire it, so the next command loads the stream.

@@ -161,7 +161,7 @@ pub fn run(args: ImportArgs) -> ExitCode {
                 .map_err(|e| e.to_string())?;
             let context = CommandContext::at(Timestamp::now());
             match loaded
-                .execute(&log, &client.client_id, &command, context)
+                .execute(&log, &client.client_id, command, context)
                 .await
             {
                 Ok(_) => outcome.imported.push(client.client_id),
