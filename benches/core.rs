@@ -1,6 +1,6 @@
 //! Criterion benchmarks of the event-sourced core: durable appends under concurrency (group
 //! commit), projection rebuild rate, start-up with a million events in the log, and loading
-//! a busy grant's aggregate from its stream.
+//! a busy grant's aggregate from its stream (exchanged or refreshed 10,000 times).
 //!
 //! `cargo bench --bench core`; logs live under the target directory (a real disk: fdatasync
 //! is not free there, unlike on a tmpfs).
@@ -16,7 +16,7 @@ use warrant::clock::Timestamp;
 use warrant::config::ServeConfig;
 use warrant::events::contract::sample;
 use warrant::events::filelog::{FileLog, FileLogOptions};
-use warrant::events::{EventStore, ExpectedVersion, NewEvent, synthetic};
+use warrant::events::{Event, EventStore, ExpectedVersion, NewEvent, synthetic};
 use warrant::projections::{ReadModels, checkpoint};
 
 const NOW: Timestamp = Timestamp(1_795_000_000_000);
@@ -164,50 +164,72 @@ fn startup(c: &mut Criterion) {
 /// What the next command to a passivated grant reads first: its stream, here a code-flow
 /// grant whose access token a gateway exchanged 10,000 times, in batches of 64 as a busy
 /// grant actor writes them, between other grants' appends.
-fn grant_load(c: &mut Criterion) {
-    const EXCHANGES: usize = 10_000;
-    let dir = scratch("grant-load");
+/// A grant of `token_family(0)` with `count` later appends, each followed by another grant's
+/// creation (as other requests interleave in the log): `exchanges` of its access token in
+/// batches of 64, as a busy grant actor writes them, or `refreshes`, one rotation (with its
+/// access token) per append, as a client refreshing once an hour leaves them. Returns the log
+/// and the grant's id.
+fn busy_grant(rt: &tokio::runtime::Runtime, kind: &str, count: usize) -> (FileLog, String) {
+    let dir = scratch(&format!("grant-load-{kind}"));
     let _ = std::fs::remove_dir_all(&dir);
-    let rt = runtime();
     let log = FileLog::open(&dir, FileLogOptions::writer("bench")).unwrap();
     let (stream, created) = synthetic::token_family(0, NOW);
     let grant_id = stream.strip_prefix("grant-").unwrap().to_owned();
+    let id = Uuid::parse_str(&grant_id).unwrap();
+    let batch = if kind == "exchanges" { 64 } else { 1 };
     rt.block_on(async {
         log.append(&stream, ExpectedVersion::Exact(0), created)
             .await
             .unwrap();
-        let id = Uuid::parse_str(&grant_id).unwrap();
-        for (batch, first) in (0..EXCHANGES).step_by(64).enumerate() {
-            let events = (first..(first + 64).min(EXCHANGES))
-                .map(|n| {
-                    let exchanged = synthetic::exchanged(
-                        id,
-                        n as u128,
-                        "user0@example.com",
-                        "gateway",
-                        NOW,
-                        3600,
-                    );
-                    NewEvent::new(exchanged, NOW, Uuid::new_v4())
+        for (n, first) in (0..count).step_by(batch).enumerate() {
+            let events = (first..(first + batch).min(count))
+                .flat_map(|i| {
+                    let events: Vec<Event> = if kind == "exchanges" {
+                        let exchanged = synthetic::exchanged(
+                            id,
+                            i as u128,
+                            "user0@example.com",
+                            "gateway",
+                            NOW,
+                            3600,
+                        );
+                        vec![exchanged.into()]
+                    } else {
+                        synthetic::refreshed(id, "client-0", i, NOW)
+                    };
+                    events
+                        .into_iter()
+                        .map(|event| NewEvent::new(event, NOW, Uuid::new_v4()))
                 })
                 .collect();
             log.append(&stream, ExpectedVersion::Any, events)
                 .await
                 .unwrap();
-            let (other, family) = synthetic::token_family(batch + 1, NOW);
+            let (other, family) = synthetic::token_family(n + 1, NOW);
             log.append(&other, ExpectedVersion::Exact(0), family)
                 .await
                 .unwrap();
         }
     });
+    (log, grant_id)
+}
+
+fn grant_load(c: &mut Criterion) {
+    const COUNT: usize = 10_000;
+    let rt = runtime();
     let mut group = c.benchmark_group("grant_load");
     group.sample_size(20);
-    group.bench_function(BenchmarkId::new("exchanges", EXCHANGES), |b| {
-        b.to_async(&rt).iter(|| async {
-            let loaded = Loaded::<Grant>::load(&log, &grant_id).await.unwrap();
-            assert_eq!(loaded.version, 3 + EXCHANGES as u64);
+    for kind in ["exchanges", "refreshes"] {
+        let (log, grant_id) = busy_grant(&rt, kind, COUNT);
+        // The family's three events, then one event per exchange or two per refresh.
+        let version = 3 + (COUNT * if kind == "exchanges" { 1 } else { 2 }) as u64;
+        group.bench_function(BenchmarkId::new(kind, COUNT), |b| {
+            b.to_async(&rt).iter(|| async {
+                let loaded = Loaded::<Grant>::load(&log, &grant_id).await.unwrap();
+                assert_eq!(loaded.version, version);
+            });
         });
-    });
+    }
     group.finish();
 }
 

@@ -3,8 +3,8 @@
 
 use super::envelope::{Envelope, NewEvent};
 use super::{
-    AccessTokenIssued, ActorClaim, ClientMetadata, ClientRegistered, GrantCreated, GrantOrigin,
-    RefreshTokenIssued, TokenExchanged,
+    AccessTokenIssued, ActorClaim, ClientMetadata, ClientRegistered, Event, GrantCreated,
+    GrantOrigin, RefreshTokenIssued, RefreshTokenRotated, TokenExchanged,
 };
 use crate::clock::Timestamp;
 use crate::secret::SecretHash;
@@ -130,4 +130,31 @@ pub fn exchanged(
         issued_at: now,
         expires_at: now.plus_seconds(seconds),
     }
+}
+
+/// Refresh `n` of grant `grant_id` (of client `client_id` for `user0@example.com`) at `now`:
+/// the refresh token with text `refresh-{n}` rotated into `refresh-{n + 1}`, and the access
+/// token issued with it (text `refreshed-{n}`).
+pub fn refreshed(grant_id: Uuid, client_id: &str, n: usize, now: Timestamp) -> Vec<Event> {
+    vec![
+        RefreshTokenRotated {
+            grant_id,
+            previous_hash: SecretHash::of(&format!("refresh-{n}")),
+            token_hash: SecretHash::of(&format!("refresh-{}", n + 1)),
+            expires_at: now.plus_seconds(30 * 86_400),
+        }
+        .into(),
+        AccessTokenIssued {
+            grant_id,
+            jti: Uuid::from_u128(0x4ef_0000_0000 + n as u128),
+            token_hash: SecretHash::of(&format!("refreshed-{n}")),
+            client_id: client_id.to_owned(),
+            subject: Some("user0@example.com".into()),
+            scope: "openid offline_access".into(),
+            audience: vec!["https://mcp0.example".into()],
+            issued_at: now,
+            expires_at: now.plus_seconds(3600),
+        }
+        .into(),
+    ]
 }
