@@ -5,7 +5,7 @@
 //! `cargo bench --bench core`; logs live under the target directory (a real disk: fdatasync
 //! is not free there, unlike on a tmpfs).
 
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -228,6 +228,19 @@ fn grant_load(c: &mut Criterion) {
                 let loaded = Loaded::<Grant>::load(&log, &grant_id).await.unwrap();
                 assert_eq!(loaded.version, version);
             });
+        });
+        // As the next actor does with the state its registry kept when the last one stopped:
+        // read what was appended since (here nothing), not the whole stream.
+        let kept = rt.block_on(Loaded::<Grant>::load(&log, &grant_id)).unwrap();
+        group.bench_function(BenchmarkId::new(format!("{kind}_kept"), COUNT), |b| {
+            b.to_async(&rt).iter_batched(
+                || kept.clone(),
+                |kept| async {
+                    let loaded = kept.catch_up(&log, &grant_id).await.unwrap();
+                    assert_eq!(loaded.version, version);
+                },
+                BatchSize::SmallInput,
+            );
         });
     }
     group.finish();

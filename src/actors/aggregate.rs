@@ -64,7 +64,7 @@ pub trait Refusal: std::error::Error {
 }
 
 /// An aggregate's state and the stream version it reflects.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Loaded<A> {
     /// The folded state.
     pub state: A,
@@ -114,15 +114,26 @@ pub enum CommandError<E> {
 impl<A: Aggregate> Loaded<A> {
     /// Folds the whole stream of aggregate `id` (the events it [`folds`](Aggregate::folds)).
     pub async fn load(store: &dyn EventStore, id: &str) -> Result<Loaded<A>, StoreError> {
-        let read = store.read_stream_of(&A::stream(id), 1, A::folds).await?;
-        let mut state = A::default();
+        Loaded::default().catch_up(store, id).await
+    }
+
+    /// Folds what was appended to the stream of aggregate `id` after this state's version,
+    /// reading only that tail. A state folded up to some version stays true of its stream
+    /// whatever is appended later, so one kept from an earlier load is brought up to date this
+    /// way.
+    pub async fn catch_up(
+        mut self,
+        store: &dyn EventStore,
+        id: &str,
+    ) -> Result<Loaded<A>, StoreError> {
+        let read = store
+            .read_stream_of(&A::stream(id), self.version + 1, A::folds)
+            .await?;
         for envelope in &read.envelopes {
-            state.apply(&envelope.event);
+            self.state.apply(&envelope.event);
         }
-        Ok(Loaded {
-            state,
-            version: read.version,
-        })
+        self.version = read.version;
+        Ok(self)
     }
 
     /// Decides `command`, appends what it causes at the expected version, and applies it.

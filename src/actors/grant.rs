@@ -1,11 +1,13 @@
 //! The grant aggregate (`grant-{grant_id}`): a token family. It issues and rotates refresh
 //! tokens, records exchanges of its access tokens, and revokes tokens or itself whole.
 //!
-//! Its state is what its decisions must see in order: whether it is live, its refresh token
-//! and the ones already used, and the tokens revoked one by one. What never changes about a
-//! token (its client, its expiry) is not kept per token here: a command about a token brings
-//! those facts along from the token model ([`IssuedToken`]), which holds every token before
-//! it is handed out. So a grant with a hundred thousand exchanged tokens stays small.
+//! Its state is what its decisions must see in order: whether it is live, its current refresh
+//! token, and the tokens revoked one by one. What never changes about a token (its kind, its
+//! client, its expiry, that it is this grant's) is not kept per token here: a command about a
+//! token brings those facts along from the token model ([`IssuedToken`]), which holds every
+//! token before it is handed out. So a grant with a hundred thousand exchanged tokens, or
+//! refreshed ten thousand times, stays small: a refresh token of this grant that is not the
+//! current one was rotated away, and presenting it is a reuse.
 
 use super::aggregate::{Aggregate, Refusal};
 use crate::clock::Timestamp;
@@ -27,7 +29,6 @@ pub struct Grant {
     created: Option<Created>,
     revoked: Option<RevocationReason>,
     refresh: Option<(SecretHash, Timestamp)>,
-    used_refresh: HashSet<SecretHash>,
     revoked_tokens: HashSet<SecretHash>,
 }
 
@@ -39,7 +40,8 @@ struct Created {
     client_id: String,
 }
 
-/// What never changes about one of the grant's tokens, as the token model records it.
+/// What never changes about one of the grant's tokens, as the token model records it: a
+/// command brings it for a token the model attributes to this grant.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IssuedToken {
     /// SHA-256 of the token.
@@ -66,8 +68,8 @@ pub enum GrantCommand {
     },
     /// Use a refresh token once: a new access token and a new refresh token replace it.
     Refresh {
-        /// SHA-256 of the presented refresh token.
-        presented: SecretHash,
+        /// The presented refresh token.
+        presented: IssuedToken,
         /// The authenticated client.
         client_id: String,
         /// The new access token.
@@ -200,7 +202,7 @@ impl Grant {
 
     fn refresh(
         &self,
-        presented: &SecretHash,
+        presented: &IssuedToken,
         client_id: &str,
         now: Timestamp,
     ) -> Result<(), GrantError> {
@@ -208,16 +210,21 @@ impl Grant {
         if created.client_id != client_id {
             return Err(GrantError::WrongClient);
         }
-        if self.used_refresh.contains(presented) {
-            return Err(GrantError::RefreshTokenReused {
-                grant_id: created.grant_id,
-            });
-        }
         match self.refresh {
-            Some((current, _)) if current != *presented => Err(GrantError::UnknownRefreshToken),
-            None => Err(GrantError::UnknownRefreshToken),
-            Some((_, expires_at)) if now >= expires_at => Err(GrantError::RefreshTokenExpired),
-            Some(_) => Ok(()),
+            Some((current, expires_at)) if current == presented.hash => {
+                if now >= expires_at {
+                    Err(GrantError::RefreshTokenExpired)
+                } else {
+                    Ok(())
+                }
+            }
+            // One of this grant's refresh tokens, not the current one: rotated away already.
+            Some(_) if presented.kind == TokenKind::Refresh => {
+                Err(GrantError::RefreshTokenReused {
+                    grant_id: created.grant_id,
+                })
+            }
+            _ => Err(GrantError::UnknownRefreshToken),
         }
     }
 
@@ -308,7 +315,7 @@ impl Aggregate for Grant {
                 Ok(vec![
                     RefreshTokenRotated {
                         grant_id: access.grant_id,
-                        previous_hash: *presented,
+                        previous_hash: presented.hash,
                         token_hash: *next_refresh,
                         expires_at: *refresh_expires_at,
                     }
@@ -353,10 +360,7 @@ impl Aggregate for Grant {
                 })
             }
             Event::RefreshTokenIssued(e) => self.refresh = Some((e.token_hash, e.expires_at)),
-            Event::RefreshTokenRotated(e) => {
-                self.used_refresh.insert(e.previous_hash);
-                self.refresh = Some((e.token_hash, e.expires_at));
-            }
+            Event::RefreshTokenRotated(e) => self.refresh = Some((e.token_hash, e.expires_at)),
             Event::TokenRevoked(e) => {
                 self.revoked_tokens.insert(e.token_hash);
             }
@@ -428,9 +432,11 @@ mod tests {
         grant
     }
 
+    /// Refresh token `presented` of this grant (as the token model knows it) used by c1,
+    /// replaced by `next`.
     fn refresh(presented: &str, next: &str, jti: u128) -> GrantCommand {
         GrantCommand::Refresh {
-            presented: SecretHash::of(presented),
+            presented: issued(presented, TokenKind::Refresh, "c1", 86_400_000),
             client_id: "c1".into(),
             access: access(jti, &format!("at-{jti}"), 7_200_000),
             next_refresh: SecretHash::of(next),
@@ -462,7 +468,7 @@ mod tests {
     }
 
     #[test]
-    fn refresh_refused_for_other_client_unknown_or_expired_token() {
+    fn refresh_refused_for_other_client_an_access_token_or_an_expired_token() {
         let mut grant = created();
         let mut other = refresh("rt-1", "rt-2", 11);
         if let GrantCommand::Refresh { client_id, .. } = &mut other {
@@ -472,8 +478,12 @@ mod tests {
             run(&mut grant, other, 0).unwrap_err(),
             GrantError::WrongClient
         );
+        let mut access = refresh("at-1", "rt-2", 11);
+        if let GrantCommand::Refresh { presented, .. } = &mut access {
+            presented.kind = TokenKind::Access;
+        }
         assert_eq!(
-            run(&mut grant, refresh("nope", "rt-2", 11), 0).unwrap_err(),
+            run(&mut grant, access, 0).unwrap_err(),
             GrantError::UnknownRefreshToken
         );
         assert_eq!(

@@ -1,6 +1,7 @@
 //! The generic aggregate actor and the registry that finds it: an actor is started (and
 //! hydrated from its stream) on first use and passivated when idle or when too many are
-//! live, so memory stays bounded however many aggregates the log holds.
+//! live, so memory stays bounded however many aggregates the log holds. The folded state of a
+//! long stream is kept when its actor stops, so the next one reads only the stream's tail.
 
 use super::aggregate::{Aggregate, CommandContext, CommandError, Committed, Loaded, every_failed};
 use crate::events::{EventStore, StoreError};
@@ -13,6 +14,11 @@ use tokio::sync::oneshot;
 /// Most commands decided and written together. A command causes at most a few events (a
 /// grant's creation three), so a batch stays far below `MAX_EVENTS_PER_APPEND`.
 const MAX_BATCH: usize = 64;
+
+/// Streams at least this long keep their folded state when their actor stops. A shorter one
+/// is read back in a `pread` or a few (a code flow's grant has three events, and two more per
+/// refresh); a grant refreshed hourly for a year has over 17,000, one read and decode each.
+const RESTING_FROM_VERSION: u64 = 32;
 
 /// A command waiting for the aggregate's next write, and where its outcome goes.
 type Waiting<A> = (
@@ -27,6 +33,7 @@ type Waiting<A> = (
 pub struct AggregateActor<A: Aggregate> {
     id: String,
     store: Arc<dyn EventStore>,
+    resting: Arc<Mutex<Resting<A>>>,
     loaded: Option<Loaded<A>>,
     waiting: Vec<Waiting<A>>,
     writing: bool,
@@ -35,6 +42,17 @@ pub struct AggregateActor<A: Aggregate> {
 
 impl<A: Aggregate> Actor for AggregateActor<A> {
     type Context = Context<Self>;
+
+    /// Leaves the folded state of a long stream to the aggregate's next actor. It is a fold of
+    /// the stream up to its version (a write that failed dropped it), however the actor
+    /// stopped.
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        if let Some(loaded) = self.loaded.take()
+            && loaded.version >= RESTING_FROM_VERSION
+        {
+            self.resting.lock().unwrap().keep(&self.id, loaded);
+        }
+    }
 }
 
 /// Run a command on the aggregate.
@@ -73,10 +91,15 @@ impl<A: Aggregate> Handler<Execute<A>> for AggregateActor<A> {
 }
 
 impl<A: Aggregate> AggregateActor<A> {
-    fn new(id: &str, store: Arc<dyn EventStore>) -> AggregateActor<A> {
+    fn new(
+        id: &str,
+        store: Arc<dyn EventStore>,
+        resting: Arc<Mutex<Resting<A>>>,
+    ) -> AggregateActor<A> {
         AggregateActor {
             id: id.to_owned(),
             store,
+            resting,
             loaded: None,
             waiting: Vec::new(),
             writing: false,
@@ -84,8 +107,9 @@ impl<A: Aggregate> AggregateActor<A> {
         }
     }
 
-    /// Loads the stream on first use, then decides, appends and applies every waiting
-    /// command; when done, answers them and starts the next write if more have arrived.
+    /// Loads the stream on first use (only its tail when a state of it was kept), then
+    /// decides, appends and applies every waiting command; when done, answers them and starts
+    /// the next write if more have arrived.
     fn write(&mut self, ctx: &mut Context<Self>) {
         self.writing = true;
         let rest = self.waiting.split_off(self.waiting.len().min(MAX_BATCH));
@@ -95,10 +119,14 @@ impl<A: Aggregate> AggregateActor<A> {
         let store = self.store.clone();
         let id = self.id.clone();
         let loaded = self.loaded.take();
+        let kept = match loaded {
+            Some(_) => None,
+            None => self.resting.lock().unwrap().take(&self.id),
+        };
         let work = async move {
             let mut loaded = match loaded {
                 Some(loaded) => loaded,
-                None => match Loaded::<A>::load(store.as_ref(), &id).await {
+                None => match kept.unwrap_or_default().catch_up(store.as_ref(), &id).await {
                     Ok(loaded) => loaded,
                     Err(err) => return (None, every_failed(commands.len(), err)),
                 },
@@ -147,21 +175,49 @@ struct Entry<A: Aggregate> {
     last_used: Instant,
 }
 
+/// The folded states of long streams whose actors stopped, by aggregate id: at most
+/// `capacity`, the least recently kept dropped first. An entry never goes stale, only behind
+/// its stream, which `Loaded::catch_up` reads the rest of.
+struct Resting<A: Aggregate> {
+    states: HashMap<String, (Loaded<A>, Instant)>,
+    capacity: usize,
+}
+
+impl<A: Aggregate> Resting<A> {
+    fn keep(&mut self, id: &str, loaded: Loaded<A>) {
+        self.states.insert(id.to_owned(), (loaded, Instant::now()));
+        if self.states.len() > self.capacity {
+            evict_least_recent(&mut self.states, self.capacity, |(_, kept)| *kept);
+        }
+    }
+
+    fn take(&mut self, id: &str) -> Option<Loaded<A>> {
+        self.states.remove(id).map(|(loaded, _)| loaded)
+    }
+}
+
 /// Finds (starting if needed) the actor of an aggregate by id.
 pub struct Registry<A: Aggregate> {
     store: Arc<dyn EventStore>,
     live: Mutex<HashMap<String, Entry<A>>>,
+    resting: Arc<Mutex<Resting<A>>>,
     capacity: usize,
     idle: Duration,
 }
 
 impl<A: Aggregate> Registry<A> {
-    /// A registry keeping at most `capacity` actors live, passivating those idle for `idle`.
+    /// A registry keeping at most `capacity` actors live, passivating those idle for `idle`,
+    /// and the states of at most `capacity` long streams whose actors stopped.
     pub fn new(store: Arc<dyn EventStore>, capacity: usize, idle: Duration) -> Registry<A> {
+        let capacity = capacity.max(1);
         Registry {
             store,
             live: Mutex::new(HashMap::new()),
-            capacity: capacity.max(1),
+            resting: Arc::new(Mutex::new(Resting {
+                states: HashMap::new(),
+                capacity,
+            })),
+            capacity,
             idle,
         }
     }
@@ -211,6 +267,11 @@ impl<A: Aggregate> Registry<A> {
         self.live.lock().unwrap().len()
     }
 
+    /// How many states of long streams whose actors stopped are kept.
+    pub fn resting(&self) -> usize {
+        self.resting.lock().unwrap().states.len()
+    }
+
     /// Passivates every actor unused since `now - idle`; returns how many.
     pub fn passivate_idle(&self, now: Instant) -> usize {
         let mut live = self.live.lock().unwrap();
@@ -234,7 +295,7 @@ impl<A: Aggregate> Registry<A> {
             entry.last_used = now;
             return entry.addr.clone();
         }
-        let addr = AggregateActor::<A>::new(id, self.store.clone()).start();
+        let addr = AggregateActor::<A>::new(id, self.store.clone(), self.resting.clone()).start();
         live.insert(
             id.to_owned(),
             Entry {
@@ -243,7 +304,9 @@ impl<A: Aggregate> Registry<A> {
             },
         );
         if live.len() > self.capacity {
-            evict_least_recent(&mut live, self.capacity);
+            for entry in evict_least_recent(&mut live, self.capacity, |entry| entry.last_used) {
+                entry.addr.do_send(Passivate);
+            }
         }
         addr
     }
@@ -256,56 +319,50 @@ impl<A: Aggregate> Registry<A> {
     }
 }
 
-/// Passivates the least recently used tenth of the actors (at least enough to get back
-/// under `capacity`), so eviction costs a selection per many starts, not a scan per start.
-fn evict_least_recent<A: Aggregate>(live: &mut HashMap<String, Entry<A>>, capacity: usize) {
-    let excess = live.len() - capacity;
-    let count = excess.max(capacity / 10).min(live.len() - 1);
-    let mut by_age: Vec<_> = live
+/// Removes and returns the least recently used tenth of `map` (at least enough to get back
+/// under `capacity`), so eviction costs a selection per many insertions, not a scan per
+/// insertion.
+fn evict_least_recent<V>(
+    map: &mut HashMap<String, V>,
+    capacity: usize,
+    last_used: impl Fn(&V) -> Instant,
+) -> Vec<V> {
+    let excess = map.len() - capacity;
+    let count = excess.max(capacity / 10).min(map.len() - 1);
+    let mut by_age: Vec<_> = map
         .iter()
-        .map(|(id, e)| (e.last_used, id.as_str()))
+        .map(|(id, value)| (last_used(value), id.as_str()))
         .collect();
     by_age.select_nth_unstable(count);
     let oldest: Vec<String> = by_age[..count]
         .iter()
         .map(|(_, id)| (*id).to_owned())
         .collect();
-    for id in oldest {
-        if let Some(entry) = live.remove(&id) {
-            entry.addr.do_send(Passivate);
-        }
-    }
+    oldest.iter().filter_map(|id| map.remove(id)).collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::actors::client::Client;
-    use crate::events::filelog::{FileLog, FileLogOptions};
 
-    #[actix_rt::test]
-    async fn eviction_passivates_the_least_recently_used_tenth() {
-        let dir = tempfile::tempdir().unwrap();
-        let store: Arc<dyn EventStore> =
-            Arc::new(FileLog::open(dir.path(), FileLogOptions::writer("n")).unwrap());
+    #[test]
+    fn eviction_takes_the_least_recently_used_tenth() {
         let start = Instant::now();
         // Used in a shuffled order: c{i} last at second (i * 8) % 21, each second once.
-        let mut live: HashMap<String, Entry<Client>> = (0..21)
-            .map(|i| {
-                let entry = Entry {
-                    addr: AggregateActor::<Client>::new("c", store.clone()).start(),
-                    last_used: start + Duration::from_secs((i * 8) % 21),
-                };
-                (format!("c{i}"), entry)
-            })
+        let mut used: HashMap<String, Instant> = (0..21)
+            .map(|i| (format!("c{i}"), start + Duration::from_secs((i * 8) % 21)))
             .collect();
-        evict_least_recent(&mut live, 20);
+        let seconds = |instants: Vec<Instant>| {
+            let mut seconds: Vec<u64> = instants.iter().map(|t| (*t - start).as_secs()).collect();
+            seconds.sort_unstable();
+            seconds
+        };
+        let evicted = evict_least_recent(&mut used, 20, |used| *used);
         // One over a capacity of 20: the larger of the excess and a tenth, 2, go.
-        let mut kept: Vec<u64> = live
-            .values()
-            .map(|e| (e.last_used - start).as_secs())
-            .collect();
-        kept.sort_unstable();
-        assert_eq!(kept, (2..21).collect::<Vec<_>>());
+        assert_eq!(seconds(evicted), [0, 1]);
+        assert_eq!(
+            seconds(used.into_values().collect()),
+            (2..21).collect::<Vec<_>>()
+        );
     }
 }

@@ -399,7 +399,7 @@ async fn refresh_token(
     let presented = SecretHash::of(form.required("refresh_token")?);
     let unknown = || OAuthError::InvalidGrant("unknown refresh token".into());
     let requested = form.get("scope");
-    let (grant_id, subject, scope, audience, user) = {
+    let (token, grant_id, subject, scope, audience, user) = {
         let models = warrant.models.read();
         let view = models
             .tokens
@@ -416,6 +416,7 @@ async fn refresh_token(
             .filter(|_| has_scope(&scope, "openid"))
             .map(|subject| Profile::recorded(subject, view.profile));
         (
+            super::issued_token(presented, &view),
             view.grant_id,
             view.subject.map(str::to_owned),
             scope,
@@ -442,7 +443,7 @@ async fn refresh_token(
     );
     let next = secret::generate();
     let command = GrantCommand::Refresh {
-        presented,
+        presented: token,
         client_id: client.client_id.clone(),
         access: minted.event,
         next_refresh: SecretHash::of(&next),

@@ -185,10 +185,16 @@ fn create_grant(grant_id: Uuid) -> GrantCommand {
     }
 }
 
-/// Refresh token `presented` of grant `grant_id` used by c1, replaced by `next`.
+/// Refresh token `presented` of grant `grant_id` (as the token model knows it) used by c1,
+/// replaced by `next`.
 fn refresh_grant(grant_id: Uuid, presented: &str, next: &str) -> GrantCommand {
     GrantCommand::Refresh {
-        presented: SecretHash::of(presented),
+        presented: IssuedToken {
+            hash: SecretHash::of(presented),
+            kind: TokenKind::Refresh,
+            client_id: "c1".into(),
+            expires_at: Timestamp(90_000_000),
+        },
         client_id: "c1".into(),
         access: access_token(grant_id, &format!("at-{next}")),
         next_refresh: SecretHash::of(next),
@@ -339,14 +345,36 @@ async fn a_passivated_grant_decides_as_its_live_actor_did() {
     ));
 }
 
-/// The real file log, counting the appends made to each stream.
-struct CountingAppends {
+/// The real file log, counting the appends made to each stream and noting the version each
+/// read of a stream starts at.
+struct Counting {
     log: Arc<dyn EventStore>,
     appends: std::sync::Mutex<std::collections::HashMap<String, usize>>,
+    reads: std::sync::Mutex<Vec<(String, u64)>>,
+}
+
+impl Counting {
+    fn new(log: Arc<dyn EventStore>) -> Counting {
+        Counting {
+            log,
+            appends: Default::default(),
+            reads: Default::default(),
+        }
+    }
+
+    /// The versions the reads of `stream` started at, in order.
+    fn reads_of(&self, stream: &str) -> Vec<u64> {
+        let reads = self.reads.lock().unwrap();
+        reads
+            .iter()
+            .filter(|(read, _)| read == stream)
+            .map(|(_, from)| *from)
+            .collect()
+    }
 }
 
 #[async_trait::async_trait]
-impl EventStore for CountingAppends {
+impl EventStore for Counting {
     async fn append(
         &self,
         stream: &str,
@@ -368,6 +396,7 @@ impl EventStore for CountingAppends {
         from: u64,
         wanted: TypeFilter,
     ) -> Result<StreamEvents, StoreError> {
+        self.reads.lock().unwrap().push((stream.into(), from));
         self.log.read_stream_of(stream, from, wanted).await
     }
 
@@ -383,10 +412,7 @@ impl EventStore for CountingAppends {
 #[actix_rt::test]
 async fn commands_arriving_together_are_decided_in_order_and_written_in_few_appends() {
     let dir = tempfile::tempdir().unwrap();
-    let counting = Arc::new(CountingAppends {
-        log: store(&dir),
-        appends: Default::default(),
-    });
+    let counting = Arc::new(Counting::new(store(&dir)));
     let registry = Registry::<Client>::new(counting.clone(), 10, Duration::from_secs(60));
     registry.execute("c1", register(), ctx()).await.unwrap();
 
@@ -478,5 +504,76 @@ async fn a_creation_after_a_refused_command_is_seen_by_the_next_command() {
     assert!(matches!(
         committed.events[..],
         [Event::ClientSecretRotated(_)]
+    ));
+}
+
+/// A grant refreshed 20 times (43 events) keeps its folded state when its actor stops; the
+/// next actor reads only what was appended since, here another node's rotation, and decides
+/// on it: the refresh token that node used is refused as reused, and nothing conflicts.
+#[actix_rt::test]
+async fn a_long_streams_state_outlives_its_actor_and_catches_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let counting = Arc::new(Counting::new(store(&dir)));
+    let node_a = Registry::<Grant>::new(counting.clone(), 100, Duration::from_secs(60));
+    let node_b = Registry::<Grant>::new(counting.clone(), 100, Duration::from_secs(60));
+    let (long, short) = (Uuid::new_v4(), Uuid::new_v4());
+    for grant_id in [long, short] {
+        let id = grant_id.to_string();
+        node_a
+            .execute(&id, create_grant(grant_id), ctx())
+            .await
+            .unwrap();
+        let refreshes = if grant_id == long { 20 } else { 1 };
+        for n in 0..refreshes {
+            let command = refresh_grant(grant_id, &format!("rt-{n}"), &format!("rt-{}", n + 1));
+            node_a.execute(&id, command, ctx()).await.unwrap();
+        }
+    }
+    assert_eq!(
+        node_a.passivate_idle(Instant::now() + Duration::from_secs(61)),
+        2
+    );
+    for _ in 0..100 {
+        if node_a.resting() > 0 {
+            break;
+        }
+        actix_rt::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        node_a.resting(),
+        1,
+        "the long stream's state only (5 events are not kept)"
+    );
+
+    let id = long.to_string();
+    node_b
+        .execute(&id, refresh_grant(long, "rt-20", "rt-b"), ctx())
+        .await
+        .unwrap();
+    let refused = node_a
+        .execute(&id, refresh_grant(long, "rt-20", "rt-a"), ctx())
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        refused,
+        CommandError::Refused(GrantError::RefreshTokenReused { .. })
+    ));
+    assert_eq!(node_a.resting(), 0, "taken by the new actor");
+    // node a's first actor read the whole stream, node b's too; node a's second read from
+    // version 44 on, after the 43 events its kept state had folded.
+    let stream = format!("grant-{id}");
+    assert_eq!(counting.reads_of(&stream), [1, 1, 44]);
+    let events = counting.log.read_stream(&stream, 1).await.unwrap();
+    assert_eq!(
+        events.len(),
+        46,
+        "43, node b's rotation (2), the revocation"
+    );
+    assert!(matches!(
+        &events[45].event,
+        Event::GrantRevoked(GrantRevoked {
+            reason: RevocationReason::RefreshTokenReuse,
+            ..
+        })
     ));
 }

@@ -69,7 +69,12 @@ async fn busy_history(store: &Arc<dyn EventStore>) -> u64 {
     // reuses a rotated refresh token (revoking the grant); family 4's token is exchanged.
     for i in [1u128, 3] {
         let refresh = GrantCommand::Refresh {
-            presented: SecretHash::of(&format!("rt-{i}")),
+            presented: IssuedToken {
+                hash: SecretHash::of(&format!("rt-{i}")),
+                kind: TokenKind::Refresh,
+                client_id: format!("client-{i}"),
+                expires_at: NOW.plus_seconds(30 * 86_400),
+            },
             client_id: format!("client-{i}"),
             access: access(i, &format!("at-{i}-2")),
             next_refresh: SecretHash::of(&format!("rt-{i}-2")),
