@@ -577,3 +577,49 @@ async fn a_long_streams_state_outlives_its_actor_and_catches_up() {
         })
     ));
 }
+
+/// Node a's grant actor is live and behind: node b rotated the refresh token meanwhile. The
+/// token node b handed out, presented to node a, is not node a's current one, so node a
+/// refuses it as a reuse; but the revocation that refusal records is appended at node a's
+/// version, conflicts, and the reloaded grant rotates it.
+#[actix_rt::test]
+async fn a_live_grant_behind_another_node_rotates_that_nodes_refresh_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir);
+    let node_a = Registry::<Grant>::new(store.clone(), 100, Duration::from_secs(60));
+    let node_b = Registry::<Grant>::new(store.clone(), 100, Duration::from_secs(60));
+    let grant_id = Uuid::new_v4();
+    let id = grant_id.to_string();
+    node_a
+        .execute(&id, create_grant(grant_id), ctx())
+        .await
+        .unwrap();
+    node_a
+        .execute(&id, refresh_grant(grant_id, "rt-0", "rt-1"), ctx())
+        .await
+        .unwrap();
+    assert_eq!(node_a.live(), 1);
+    node_b
+        .execute(&id, refresh_grant(grant_id, "rt-1", "rt-2"), ctx())
+        .await
+        .unwrap();
+    let committed = node_a
+        .execute(&id, refresh_grant(grant_id, "rt-2", "rt-3"), ctx())
+        .await
+        .unwrap();
+    assert!(matches!(
+        &committed.events[0],
+        Event::RefreshTokenRotated(rotated) if rotated.token_hash == SecretHash::of("rt-3")
+    ));
+    let stream = store.read_stream(&format!("grant-{id}"), 1).await.unwrap();
+    assert_eq!(
+        stream.len(),
+        9,
+        "creation (3), then three rotations (2 each), no revocation"
+    );
+    assert!(
+        stream
+            .iter()
+            .all(|e| !matches!(e.event, Event::GrantRevoked(_)))
+    );
+}
