@@ -202,18 +202,26 @@ fn refresh_grant(grant_id: Uuid, presented: &str, next: &str) -> GrantCommand {
     }
 }
 
+/// Two nodes' grant registries on `store`, and a grant created by the first (`create_grant`).
+async fn two_nodes_and_a_grant(
+    store: &Arc<dyn EventStore>,
+) -> (Registry<Grant>, Registry<Grant>, Uuid) {
+    let node_a = Registry::<Grant>::new(store.clone(), 100, Duration::from_secs(60));
+    let node_b = Registry::<Grant>::new(store.clone(), 100, Duration::from_secs(60));
+    let grant_id = Uuid::new_v4();
+    node_a
+        .execute(&grant_id.to_string(), create_grant(grant_id), ctx())
+        .await
+        .unwrap();
+    (node_a, node_b, grant_id)
+}
+
 #[actix_rt::test]
 async fn two_replicas_rotate_one_refresh_token_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
     let store = store(&dir);
-    let node_a = Registry::<Grant>::new(store.clone(), 100, Duration::from_secs(60));
-    let node_b = Registry::<Grant>::new(store.clone(), 100, Duration::from_secs(60));
-    let grant_id = Uuid::new_v4();
+    let (node_a, node_b, grant_id) = two_nodes_and_a_grant(&store).await;
     let id = grant_id.to_string();
-    node_a
-        .execute(&id, create_grant(grant_id), ctx())
-        .await
-        .unwrap();
     let refresh = |next: &str| refresh_grant(grant_id, "rt-0", next);
     let (a, b) = tokio::join!(
         node_a.execute(&id, refresh("rt-a"), ctx()),
@@ -586,14 +594,8 @@ async fn a_long_streams_state_outlives_its_actor_and_catches_up() {
 async fn a_live_grant_behind_another_node_rotates_that_nodes_refresh_token() {
     let dir = tempfile::tempdir().unwrap();
     let store = store(&dir);
-    let node_a = Registry::<Grant>::new(store.clone(), 100, Duration::from_secs(60));
-    let node_b = Registry::<Grant>::new(store.clone(), 100, Duration::from_secs(60));
-    let grant_id = Uuid::new_v4();
+    let (node_a, node_b, grant_id) = two_nodes_and_a_grant(&store).await;
     let id = grant_id.to_string();
-    node_a
-        .execute(&id, create_grant(grant_id), ctx())
-        .await
-        .unwrap();
     node_a
         .execute(&id, refresh_grant(grant_id, "rt-0", "rt-1"), ctx())
         .await
