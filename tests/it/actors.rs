@@ -189,12 +189,7 @@ fn create_grant(grant_id: Uuid) -> GrantCommand {
 /// replaced by `next`.
 fn refresh_grant(grant_id: Uuid, presented: &str, next: &str) -> GrantCommand {
     GrantCommand::Refresh {
-        presented: IssuedToken {
-            hash: SecretHash::of(presented),
-            kind: TokenKind::Refresh,
-            client_id: "c1".into(),
-            expires_at: Timestamp(90_000_000),
-        },
+        presented: issued(presented, TokenKind::Refresh),
         client_id: "c1".into(),
         access: access_token(grant_id, &format!("at-{next}")),
         next_refresh: SecretHash::of(next),
@@ -261,17 +256,22 @@ fn exchange_of(grant_id: Uuid, n: u128, subject: &str) -> GrantCommand {
     );
     GrantCommand::Exchange {
         exchanged: Box::new(exchanged),
-        subject: issued_access(subject),
+        subject: issued(subject, TokenKind::Access),
     }
 }
 
-/// What the token model knows of c1's access token `token`.
-fn issued_access(token: &str) -> IssuedToken {
+/// What the token model knows of c1's token `token` of `kind`: an access token valid until
+/// 4,600 s (as `access_token` issues them), a refresh token until 90,000 s (as `create_grant`
+/// and `refresh_grant` issue them).
+fn issued(token: &str, kind: TokenKind) -> IssuedToken {
     IssuedToken {
         hash: SecretHash::of(token),
-        kind: TokenKind::Access,
+        kind,
         client_id: "c1".into(),
-        expires_at: Timestamp(4_600_000),
+        expires_at: Timestamp(match kind {
+            TokenKind::Access => 4_600_000,
+            TokenKind::Refresh => 90_000_000,
+        }),
     }
 }
 
@@ -302,7 +302,7 @@ async fn a_passivated_grant_decides_as_its_live_actor_did() {
         .await
         .unwrap();
     let revoke_at_0 = GrantCommand::RevokeToken {
-        token: issued_access("at-0"),
+        token: issued("at-0", TokenKind::Access),
         client_id: "c1".into(),
     };
     grants.execute(&id, revoke_at_0, ctx()).await.unwrap();

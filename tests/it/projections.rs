@@ -65,16 +65,25 @@ async fn busy_history(store: &Arc<dyn EventStore>) -> u64 {
         issued_at: NOW,
         expires_at: NOW.plus_seconds(600),
     };
+    // What the token model says of family i's access token `at-{i}` or refresh token
+    // `rt-{i}`, as `synthetic::token_family` issued them.
+    let issued = |i: u128, kind: TokenKind| {
+        let (text, seconds) = match kind {
+            TokenKind::Access => (format!("at-{i}"), 3600),
+            TokenKind::Refresh => (format!("rt-{i}"), 30 * 86_400),
+        };
+        IssuedToken {
+            hash: SecretHash::of(&text),
+            kind,
+            client_id: format!("client-{i}"),
+            expires_at: NOW.plus_seconds(seconds),
+        }
+    };
     // Family 1 rotates its refresh token; family 2 revokes its access token; family 3
     // reuses a rotated refresh token (revoking the grant); family 4's token is exchanged.
     for i in [1u128, 3] {
         let refresh = GrantCommand::Refresh {
-            presented: IssuedToken {
-                hash: SecretHash::of(&format!("rt-{i}")),
-                kind: TokenKind::Refresh,
-                client_id: format!("client-{i}"),
-                expires_at: NOW.plus_seconds(30 * 86_400),
-            },
+            presented: issued(i, TokenKind::Refresh),
             client_id: format!("client-{i}"),
             access: access(i, &format!("at-{i}-2")),
             next_refresh: SecretHash::of(&format!("rt-{i}-2")),
@@ -91,15 +100,8 @@ async fn busy_history(store: &Arc<dyn EventStore>) -> u64 {
                 .unwrap_err();
         }
     }
-    // What the token model says of family i's access token `at-{i}`.
-    let at = |i: u128| IssuedToken {
-        hash: SecretHash::of(&format!("at-{i}")),
-        kind: TokenKind::Access,
-        client_id: format!("client-{i}"),
-        expires_at: NOW.plus_seconds(3600),
-    };
     let revoke = GrantCommand::RevokeToken {
-        token: at(2),
+        token: issued(2, TokenKind::Access),
         client_id: "client-2".into(),
     };
     grants
@@ -112,7 +114,7 @@ async fn busy_history(store: &Arc<dyn EventStore>) -> u64 {
     });
     let exchange = GrantCommand::Exchange {
         exchanged,
-        subject: at(4),
+        subject: issued(4, TokenKind::Access),
     };
     let committed = grants
         .execute(&grant(4).to_string(), exchange, ctx)
