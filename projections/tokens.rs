@@ -19,7 +19,9 @@
 //! as it answers an expired one: inactive.
 
 use super::interner::{Distinct, Interner, Sym};
-use crate::events::{ActorClaim, Envelope, Event, RevocationReason, TokenKind};
+use crate::events::{
+    ActorClaim, Envelope, Event, GRANT_STREAM_PREFIX, RevocationReason, TokenKind,
+};
 use crate::growth::{Chunked, Sharded};
 use crate::secret::SecretHash;
 use hashbrown::DefaultHashBuilder;
@@ -98,6 +100,8 @@ struct GrantEntry {
     latest_token: u32,
     revoked: Option<RevocationReason>,
     facts: u32,
+    /// How many events of the grant's stream are folded in (0 once past `u32::MAX`: unknown).
+    version: u32,
 }
 
 /// A grant's client, user, scope, resources and the user's profile, kept once per distinct
@@ -120,6 +124,9 @@ pub struct TokenView<'a> {
     pub status: TokenStatus,
     /// Why its grant was revoked, if it was.
     pub grant_revoked: Option<RevocationReason>,
+    /// How many events of its grant's stream the model has folded: what it says of the grant
+    /// is true of the stream at that version (0: not known).
+    pub grant_version: u64,
     /// Its `jti` (access tokens).
     pub jti: Option<Uuid>,
     /// Its grant.
@@ -268,6 +275,7 @@ impl Tokens {
             kind: r.kind,
             status: r.status,
             grant_revoked: grant.revoked,
+            grant_version: u64::from(grant.version),
             jti: r.jti,
             grant_id: grant.id,
             client_id: self.strings.get(facts.client),
@@ -341,6 +349,7 @@ impl Tokens {
                     latest_token: END,
                     revoked: None,
                     facts: self.grant_facts.number(&facts, |f| *f),
+                    version: 0,
                 };
                 self.insert_grant(entry);
             }
@@ -388,6 +397,21 @@ impl Tokens {
             Event::TokenRevoked(e) => self.set_status(&e.token_hash, TokenStatus::Revoked),
             Event::GrantRevoked(e) => self.revoke_grant(&e.grant_id, e.reason),
             _ => {}
+        }
+        self.count_grant_event(envelope);
+    }
+
+    /// Whatever its type, an event of a grant's stream moves the grant's version to its own.
+    fn count_grant_event(&mut self, envelope: &Envelope) {
+        let Some(id) = envelope
+            .stream
+            .strip_prefix(GRANT_STREAM_PREFIX)
+            .and_then(|id| Uuid::try_parse(id).ok())
+        else {
+            return;
+        };
+        if let Some(grant) = self.grant_index(&id) {
+            self.grants[grant as usize].version = u32::try_from(envelope.version).unwrap_or(0);
         }
     }
 

@@ -12,8 +12,9 @@
 use super::aggregate::{Aggregate, Refusal};
 use crate::clock::Timestamp;
 use crate::events::{
-    AccessTokenIssued, DeniedRequest, Event, GrantCreated, GrantRevoked, RefreshTokenIssued,
-    RefreshTokenRotated, RequestDenied, RevocationReason, TokenExchanged, TokenKind, TokenRevoked,
+    AccessTokenIssued, DeniedRequest, Event, GRANT_STREAM_PREFIX, GrantCreated, GrantRevoked,
+    RefreshTokenIssued, RefreshTokenRotated, RequestDenied, RevocationReason, TokenExchanged,
+    TokenKind, TokenRevoked,
 };
 use crate::secret::SecretHash;
 use std::collections::HashSet;
@@ -187,6 +188,22 @@ impl Refusal for GrantError {
 }
 
 impl Grant {
+    /// The grant as the token model sees it while `current` is its refresh token in use:
+    /// created for `client_id` and not revoked. That is all a refresh decides on, so at the
+    /// version of the stream the model had folded this state decides a refresh as the folded
+    /// stream would (see [`super::Registry::execute_from`]).
+    pub fn refreshable(grant_id: Uuid, client_id: String, current: &IssuedToken) -> Grant {
+        Grant {
+            created: Some(Created {
+                grant_id,
+                client_id,
+            }),
+            revoked: None,
+            refresh: Some((current.hash, current.expires_at)),
+            revoked_tokens: HashSet::new(),
+        }
+    }
+
     fn live(&self) -> Result<&Created, GrantError> {
         let created = self.created.as_ref().ok_or(GrantError::NotFound)?;
         match self.revoked {
@@ -283,7 +300,7 @@ impl Grant {
 impl Aggregate for Grant {
     type Command = GrantCommand;
     type Error = GrantError;
-    const STREAM_PREFIX: &'static str = "grant-";
+    const STREAM_PREFIX: &'static str = GRANT_STREAM_PREFIX;
 
     fn handle(
         &self,

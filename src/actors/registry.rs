@@ -262,6 +262,32 @@ impl<A: Aggregate> Registry<A> {
         }
     }
 
+    /// Runs `command` on aggregate `id` from `known`, its state at `known.version` as a read
+    /// model folding the same events knows it, without an actor unless one is live (its
+    /// state is used then). The append expects `known.version`, so a model behind the stream
+    /// loses the race and the command is decided again on the stream as read. A grant
+    /// refreshed once in a while thus costs no actor and no read of its stream.
+    pub async fn execute_from(
+        &self,
+        id: &str,
+        command: A::Command,
+        context: CommandContext,
+        mut known: Loaded<A>,
+    ) -> Result<Committed, CommandError<A::Error>> {
+        let live = self
+            .live
+            .lock()
+            .unwrap()
+            .get(id)
+            .is_some_and(|entry| entry.addr.connected());
+        if live {
+            return self.execute(id, command, context).await;
+        }
+        known
+            .execute(self.store.as_ref(), id, command, context)
+            .await
+    }
+
     /// How many actors are live.
     pub fn live(&self) -> usize {
         self.live.lock().unwrap().len()

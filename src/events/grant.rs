@@ -7,6 +7,9 @@ use crate::secret::SecretHash;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+/// A grant's stream is named this followed by its id.
+pub const GRANT_STREAM_PREFIX: &str = "grant-";
+
 /// How a grant came to be.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]

@@ -19,6 +19,11 @@ mod userinfo;
 
 pub use exchange::{ACCESS_TOKEN_TYPE, GRANT_TYPE as TOKEN_EXCHANGE};
 
+use crate::actors::Loaded;
+use crate::actors::grant::{Grant, IssuedToken};
+use crate::events::TokenKind;
+use crate::projections::tokens::TokenView;
+use crate::secret::SecretHash;
 use actix_web::middleware::from_fn;
 use actix_web::web;
 use error::OAuthError;
@@ -114,16 +119,33 @@ pub fn no_delay(connection: &dyn std::any::Any, _: &mut actix_web::dev::Extensio
 }
 
 /// What the grant actor is told about one of its tokens: the facts the token model holds.
-pub(crate) fn issued_token(
-    hash: crate::secret::SecretHash,
-    view: &crate::projections::tokens::TokenView<'_>,
-) -> crate::actors::grant::IssuedToken {
-    crate::actors::grant::IssuedToken {
+pub fn issued_token(hash: SecretHash, view: &TokenView<'_>) -> IssuedToken {
+    IssuedToken {
         hash,
         kind: view.kind,
         client_id: view.client_id.to_owned(),
         expires_at: crate::clock::Timestamp(view.expires_at * 1000),
     }
+}
+
+/// The grant of a refresh token (`view`, and `token` as [`issued_token`] has it) as the token
+/// model knows it at `view.grant_version`, while the token is the one in use: enough for the
+/// grant to decide a refresh without reading its stream
+/// ([`crate::actors::Registry::execute_from`]). `None` for any other case (the token rotated,
+/// revoked or expired, the grant revoked, its version not known), which the grant decides on
+/// its stream.
+pub fn grant_in_use(
+    view: &TokenView<'_>,
+    token: &IssuedToken,
+    now_seconds: i64,
+) -> Option<Loaded<Grant>> {
+    (view.kind == TokenKind::Refresh && view.is_active(now_seconds) && view.grant_version > 0).then(
+        || Loaded {
+            // A refresh token's client is its grant's.
+            state: Grant::refreshable(view.grant_id, view.client_id.to_owned(), token),
+            version: view.grant_version,
+        },
+    )
 }
 
 /// `text` made safe to put into HTML text or a quoted attribute.

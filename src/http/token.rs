@@ -4,9 +4,9 @@
 use super::client_auth::{AuthenticatedClient, authenticate};
 use super::error::{OAuthError, no_store};
 use super::form::{self, Form};
-use crate::actors::grant::{GrantCommand, GrantError};
+use crate::actors::grant::{Grant, GrantCommand, GrantError, IssuedToken};
 use crate::actors::session::{SessionCommand, SessionError};
-use crate::actors::{CommandContext, CommandError, Committed};
+use crate::actors::{CommandContext, CommandError, Committed, Loaded};
 use crate::clock::Timestamp;
 use crate::events::{
     AuthorizationCodeRedeemed, Event, GrantCreated, GrantOrigin, RefreshTokenIssued,
@@ -183,15 +183,22 @@ pub(super) async fn run_grant(
     command: GrantCommand,
     now: Timestamp,
 ) -> Result<Committed, OAuthError> {
-    warrant
+    let outcome = warrant
         .actors
         .grants
         .execute(&grant_id.to_string(), command, CommandContext::at(now))
-        .await
-        .map_err(|err| match err {
-            CommandError::Refused(refusal) => OAuthError::InvalidGrant(refusal.to_string()),
-            CommandError::Store(err) => err.into(),
-        })
+        .await;
+    grant_outcome(outcome)
+}
+
+/// A grant command's outcome for the wire: a refusal is `invalid_grant` (RFC 6749 §5.2).
+fn grant_outcome(
+    outcome: Result<Committed, CommandError<GrantError>>,
+) -> Result<Committed, OAuthError> {
+    outcome.map_err(|err| match err {
+        CommandError::Refused(refusal) => OAuthError::InvalidGrant(refusal.to_string()),
+        CommandError::Store(err) => err.into(),
+    })
 }
 
 /// Waits until the read models show what was committed, then answers (RFC 6749 §5.1).
@@ -397,60 +404,47 @@ async fn refresh_token(
     client: AuthenticatedClient,
 ) -> Result<HttpResponse, OAuthError> {
     let presented = SecretHash::of(form.required("refresh_token")?);
-    let unknown = || OAuthError::InvalidGrant("unknown refresh token".into());
-    let requested = form.get("scope");
-    let (token, grant_id, subject, scope, audience, user) = {
-        let models = warrant.models.read();
-        let view = models
-            .tokens
-            .by_hash(&presented)
-            .filter(|v| v.kind == TokenKind::Refresh)
-            .ok_or_else(unknown)?;
-        if let Some(requested) = requested {
-            scopes_within(requested, view.scope, "granted")?;
-        }
-        let scope = requested.unwrap_or(view.scope).to_owned();
-        // The profile recorded at login is read only for an ID token.
-        let user = view
-            .subject
-            .filter(|_| has_scope(&scope, "openid"))
-            .map(|subject| Profile::recorded(subject, view.profile));
-        (
-            super::issued_token(presented, &view),
-            view.grant_id,
-            view.subject.map(str::to_owned),
-            scope,
-            view.audience
-                .iter()
-                .map(|a| (*a).to_owned())
-                .collect::<Vec<_>>(),
-            user,
-        )
-    };
     let now = Timestamp::now();
-    let audience = audience_of(&audience, &client.client_id);
+    let refreshing = Refreshing::of(warrant, presented, form.get("scope"), now)?;
+    let audience = audience_of(&refreshing.audience, &client.client_id);
     let minted = access::issue(
         &warrant.signing_keys(),
         &warrant.config.issuer,
         &AccessGrant {
-            grant_id,
+            grant_id: refreshing.grant_id,
             client_id: &client.client_id,
-            subject: subject.as_deref(),
-            scope: &scope,
+            subject: refreshing.subject.as_deref(),
+            scope: &refreshing.scope,
             audience: &audience,
         },
         now,
     );
     let next = secret::generate();
     let command = GrantCommand::Refresh {
-        presented: token,
+        presented: refreshing.token,
         client_id: client.client_id.clone(),
         access: minted.event,
         next_refresh: SecretHash::of(&next),
         refresh_expires_at: now.plus_seconds(REFRESH_TOKEN_SECONDS),
     };
-    let committed = run_grant(warrant, grant_id, command, now).await?;
-    let id_token = user
+    let grant_id = refreshing.grant_id;
+    let committed = match refreshing.known {
+        Some(known) => grant_outcome(
+            warrant
+                .actors
+                .grants
+                .execute_from(
+                    &grant_id.to_string(),
+                    command,
+                    CommandContext::at(now),
+                    known,
+                )
+                .await,
+        )?,
+        None => run_grant(warrant, grant_id, command, now).await?,
+    };
+    let id_token = refreshing
+        .user
         .as_ref()
         .map(|user| id_token_for(warrant, &client, user, None, now));
     respond(
@@ -459,8 +453,57 @@ async fn refresh_token(
         Issued {
             refresh: Some(next),
             id_token,
-            ..Issued::access(minted.token, &scope)
+            ..Issued::access(minted.token, &refreshing.scope)
         },
     )
     .await
+}
+
+/// What the token model knows of a presented refresh token, as a refresh needs it.
+struct Refreshing {
+    /// The token's unchanging facts, for the grant.
+    token: IssuedToken,
+    /// The grant's state as the model knows it, while the token is the one in use.
+    known: Option<Loaded<Grant>>,
+    grant_id: Uuid,
+    subject: Option<String>,
+    /// The scope of the new access token: the requested one, within the granted one.
+    scope: String,
+    audience: Vec<String>,
+    /// The user recorded at login, when the scope asks for an ID token.
+    user: Option<Profile>,
+}
+
+impl Refreshing {
+    fn of(
+        warrant: &Warrant,
+        presented: SecretHash,
+        requested: Option<&str>,
+        now: Timestamp,
+    ) -> Result<Refreshing, OAuthError> {
+        let models = warrant.models.read();
+        let view = models
+            .tokens
+            .by_hash(&presented)
+            .filter(|v| v.kind == TokenKind::Refresh)
+            .ok_or_else(|| OAuthError::InvalidGrant("unknown refresh token".into()))?;
+        if let Some(requested) = requested {
+            scopes_within(requested, view.scope, "granted")?;
+        }
+        let scope = requested.unwrap_or(view.scope).to_owned();
+        let token = super::issued_token(presented, &view);
+        Ok(Refreshing {
+            known: super::grant_in_use(&view, &token, now.unix_seconds()),
+            token,
+            grant_id: view.grant_id,
+            subject: view.subject.map(str::to_owned),
+            // The profile recorded at login is read only for an ID token.
+            user: view
+                .subject
+                .filter(|_| has_scope(&scope, "openid"))
+                .map(|subject| Profile::recorded(subject, view.profile)),
+            scope,
+            audience: view.audience.iter().map(|a| (*a).to_owned()).collect(),
+        })
+    }
 }

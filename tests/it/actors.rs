@@ -7,7 +7,7 @@ use uuid::Uuid;
 use warrant::actors::client::{Client, ClientCommand, ClientError};
 use warrant::actors::grant::{Grant, GrantCommand, GrantError, IssuedToken};
 use warrant::actors::session::{Session, SessionCommand, SessionError, s256_challenge};
-use warrant::actors::{CommandContext, CommandError, Registry};
+use warrant::actors::{CommandContext, CommandError, Loaded, Registry};
 use warrant::clock::Timestamp;
 use warrant::events::filelog::{FileLog, FileLogOptions};
 use warrant::events::*;
@@ -624,4 +624,99 @@ async fn a_live_grant_behind_another_node_rotates_that_nodes_refresh_token() {
             .iter()
             .all(|e| !matches!(e.event, Event::GrantRevoked(_)))
     );
+}
+
+/// Grant `grant_id` as a token model would know it while its refresh token `current` is the
+/// one in use, at `version` of its stream.
+fn known_in_use(grant_id: Uuid, current: &str, version: u64) -> Loaded<Grant> {
+    Loaded {
+        state: Grant::refreshable(grant_id, "c1".into(), &issued(current, TokenKind::Refresh)),
+        version,
+    }
+}
+
+/// A refresh decided on what a read model knows of the grant, at the version it folded,
+/// costs no actor and no read of the stream. A model behind the stream (here: still taking
+/// the rotated `rt-0` for the token in use) loses the append's race, and the grant decides
+/// again on its stream: a reuse, which revokes it.
+#[actix_rt::test]
+async fn a_grant_known_at_its_version_refreshes_without_an_actor_or_a_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let counting = Arc::new(Counting::new(store(&dir)));
+    let grants = Registry::<Grant>::new(counting.clone(), 100, Duration::from_secs(60));
+    let grant_id = Uuid::new_v4();
+    let (id, stream) = (grant_id.to_string(), format!("grant-{grant_id}"));
+    grants
+        .execute(&id, create_grant(grant_id), ctx())
+        .await
+        .unwrap();
+
+    let refresh = refresh_grant(grant_id, "rt-0", "rt-1");
+    let committed = grants
+        .execute_from(&id, refresh, ctx(), known_in_use(grant_id, "rt-0", 3))
+        .await
+        .unwrap();
+    assert!(matches!(
+        &committed.events[0],
+        Event::RefreshTokenRotated(rotated) if rotated.token_hash == SecretHash::of("rt-1")
+    ));
+    assert_eq!(grants.live(), 0);
+    assert!(counting.reads_of(&stream).is_empty());
+
+    let stale = known_in_use(grant_id, "rt-0", 3);
+    let refused = grants
+        .execute_from(&id, refresh_grant(grant_id, "rt-0", "rt-x"), ctx(), stale)
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        refused,
+        CommandError::Refused(GrantError::RefreshTokenReused { .. })
+    ));
+    assert_eq!(
+        counting.reads_of(&stream),
+        [1],
+        "the reload after the conflict"
+    );
+    let events = counting.log.read_stream(&stream, 1).await.unwrap();
+    assert_eq!(
+        events.len(),
+        6,
+        "creation (3), the rotation (2), the revocation"
+    );
+    assert!(matches!(
+        &events[5].event,
+        Event::GrantRevoked(GrantRevoked {
+            reason: RevocationReason::RefreshTokenReuse,
+            ..
+        })
+    ));
+}
+
+/// While the grant's actor is live, its state decides and what the caller knew is not used:
+/// here that was behind (version 3, `rt-0` in use), and using it would have cost a conflict
+/// and a second read.
+#[actix_rt::test]
+async fn a_live_grant_decides_on_its_own_state_over_what_the_caller_knew() {
+    let dir = tempfile::tempdir().unwrap();
+    let counting = Arc::new(Counting::new(store(&dir)));
+    let grants = Registry::<Grant>::new(counting.clone(), 100, Duration::from_secs(60));
+    let grant_id = Uuid::new_v4();
+    let (id, stream) = (grant_id.to_string(), format!("grant-{grant_id}"));
+    grants
+        .execute(&id, create_grant(grant_id), ctx())
+        .await
+        .unwrap();
+    grants
+        .execute(&id, refresh_grant(grant_id, "rt-0", "rt-1"), ctx())
+        .await
+        .unwrap();
+    assert_eq!(grants.live(), 1);
+
+    let behind = known_in_use(grant_id, "rt-0", 3);
+    grants
+        .execute_from(&id, refresh_grant(grant_id, "rt-1", "rt-2"), ctx(), behind)
+        .await
+        .unwrap();
+    assert_eq!(counting.reads_of(&stream), [1], "the actor's one load");
+    assert_eq!(counting.log.read_stream(&stream, 1).await.unwrap().len(), 7);
 }

@@ -5,10 +5,11 @@ use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
 use warrant::actors::grant::{Grant, GrantCommand, IssuedToken};
-use warrant::actors::{CommandContext, Registry};
+use warrant::actors::{Aggregate, CommandContext, Loaded, Registry};
 use warrant::clock::Timestamp;
 use warrant::events::filelog::{FileLog, FileLogOptions};
 use warrant::events::*;
+use warrant::http;
 use warrant::projections::live::LiveModels;
 use warrant::projections::tokens::TokenStatus;
 use warrant::projections::{ReadModels, checkpoint};
@@ -207,6 +208,60 @@ async fn checkpoint_restores_exactly_and_the_tail_is_folded_on_top() {
             .await
             .unwrap()
     );
+}
+
+/// What the token model says of a grant while one of its refresh tokens is in use decides
+/// a refresh as the grant's folded stream does, at the same version, for every refresh token
+/// of a busy history and for its own client and another; where the model says nothing (the
+/// token rotated, its grant revoked) the stream refuses.
+#[actix_rt::test]
+async fn the_models_word_on_a_grant_in_use_decides_as_its_stream_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    busy_history(&store).await;
+    let models = ReadModels::rebuild(store.as_ref(), None, |_| {})
+        .await
+        .unwrap();
+    let Event::AccessTokenIssued(access) = synthetic::token_family(999, NOW).1[1].event.clone()
+    else {
+        panic!("a family's second event is its access token");
+    };
+    let texts = (0..40).flat_map(|i| [format!("rt-{i}"), format!("rt-{i}-2")]);
+    let (mut known, mut refused) = (0, 0);
+    for text in texts {
+        let hash = SecretHash::of(&text);
+        let Some(view) = models.tokens.by_hash(&hash) else {
+            continue;
+        };
+        let id = view.grant_id.to_string();
+        let folded = Loaded::<Grant>::load(store.as_ref(), &id).await.unwrap();
+        assert_eq!(view.grant_version, folded.version, "{text}");
+        let token = http::issued_token(hash, &view);
+        let in_use = http::grant_in_use(&view, &token, NOW.unix_seconds());
+        for client_id in [view.client_id, "another-client"] {
+            let refresh = GrantCommand::Refresh {
+                presented: token.clone(),
+                client_id: client_id.to_owned(),
+                access: access.clone(),
+                next_refresh: SecretHash::of("next"),
+                refresh_expires_at: NOW.plus_seconds(86_400),
+            };
+            let decided = folded.state.handle(&id, &refresh, NOW);
+            match &in_use {
+                Some(in_use) => {
+                    assert_eq!(in_use.version, folded.version, "{text}");
+                    assert_eq!(in_use.state.handle(&id, &refresh, NOW), decided, "{text}");
+                    known += 1;
+                }
+                None => {
+                    assert!(decided.is_err(), "{text}: {decided:?}");
+                    refused += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(known, 2 * 39, "38 families' first tokens, and 1's new one");
+    assert_eq!(refused, 2 * 3, "1's and 3's rotated tokens and 3's new one");
 }
 
 #[tokio::test]
