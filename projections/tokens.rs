@@ -330,7 +330,7 @@ impl Tokens {
             self.swept_hour = now;
             self.sweep(now.saturating_sub(FORGET_AFTER_HOURS));
         }
-        match &envelope.event {
+        let grant = match &envelope.event {
             Event::GrantCreated(e) => {
                 let facts = GrantFacts {
                     client: self.strings.intern(&e.client_id),
@@ -351,7 +351,7 @@ impl Tokens {
                     facts: self.grant_facts.number(&facts, |f| *f),
                     version: 0,
                 };
-                self.insert_grant(entry);
+                Some(self.insert_grant(entry))
             }
             Event::AccessTokenIssued(e) => self.issue(Issue {
                 grant_id: e.grant_id,
@@ -392,32 +392,37 @@ impl Tokens {
                     e.token_hash,
                     envelope,
                     e.expires_at,
-                ));
+                ))
             }
-            Event::TokenRevoked(e) => self.set_status(&e.token_hash, TokenStatus::Revoked),
+            Event::TokenRevoked(e) => {
+                self.set_status(&e.token_hash, TokenStatus::Revoked);
+                self.grant_index(&e.grant_id)
+            }
             Event::GrantRevoked(e) => self.revoke_grant(&e.grant_id, e.reason),
-            _ => {}
-        }
-        self.count_grant_event(envelope);
-    }
-
-    /// Whatever its type, an event of a grant's stream moves the grant's version to its own.
-    fn count_grant_event(&mut self, envelope: &Envelope) {
-        let Some(id) = envelope
-            .stream
-            .strip_prefix(GRANT_STREAM_PREFIX)
-            .and_then(|id| Uuid::try_parse(id).ok())
-        else {
-            return;
+            _ => None,
         };
-        if let Some(grant) = self.grant_index(&id) {
-            self.grants[grant as usize].version = u32::try_from(envelope.version).unwrap_or(0);
+        if let Some(grant) = grant {
+            self.count_grant_event(grant, envelope);
         }
     }
 
-    fn insert_grant(&mut self, entry: GrantEntry) {
-        if self.grant_index(&entry.id).is_some() {
-            return;
+    /// An event about grant `grant` moves the grant's version to the event's, when it is of
+    /// the grant's own stream. Every event type of a grant's stream is about its grant; one
+    /// the model did not fold would leave the version behind, which only costs the grant's
+    /// next refresh a conflict and a read.
+    fn count_grant_event(&mut self, grant: u32, envelope: &Envelope) {
+        let entry = &mut self.grants[grant as usize];
+        let mut id = Uuid::encode_buffer();
+        let id = entry.id.hyphenated().encode_lower(&mut id);
+        if envelope.stream.strip_prefix(GRANT_STREAM_PREFIX) == Some(id) {
+            entry.version = u32::try_from(envelope.version).unwrap_or(0);
+        }
+    }
+
+    /// Records a created grant; returns its index (the existing one's if it was recorded).
+    fn insert_grant(&mut self, entry: GrantEntry) -> u32 {
+        if let Some(index) = self.grant_index(&entry.id) {
+            return index;
         }
         let index = self.grants.len() as u32;
         let h = self.hasher.hash_one(entry.id);
@@ -425,12 +430,12 @@ impl Tokens {
         let (grants, hasher) = (&self.grants, &self.hasher);
         self.by_grant
             .insert_unique(h, index, |&g| hasher.hash_one(grants[g as usize].id));
+        index
     }
 
-    fn issue(&mut self, issue: Issue<'_>) {
-        let Some(grant) = self.grant_index(&issue.grant_id) else {
-            return;
-        };
+    /// Records an issued token; returns its grant's index (`None` for an unknown grant).
+    fn issue(&mut self, issue: Issue<'_>) -> Option<u32> {
+        let grant = self.grant_index(&issue.grant_id)?;
         let of_grant = *self.grant_facts.get(self.grants[grant as usize].facts);
         let audience = (!issue.audience.is_empty()).then(|| issue.audience.join(" "));
         let act = issue
@@ -469,6 +474,7 @@ impl Tokens {
         self.records.push(record);
         self.index_record(index);
         self.grants[grant as usize].latest_token = index;
+        Some(grant)
     }
 
     fn index_record(&mut self, index: u32) {
@@ -492,10 +498,9 @@ impl Tokens {
         }
     }
 
-    fn revoke_grant(&mut self, id: &Uuid, reason: RevocationReason) {
-        let Some(grant) = self.grant_index(id) else {
-            return;
-        };
+    /// Revokes a grant and its active tokens; returns its index (`None` for an unknown grant).
+    fn revoke_grant(&mut self, id: &Uuid, reason: RevocationReason) -> Option<u32> {
+        let grant = self.grant_index(id)?;
         let entry = &mut self.grants[grant as usize];
         entry.revoked.get_or_insert(reason);
         let mut next = entry.latest_token;
@@ -506,6 +511,7 @@ impl Tokens {
             }
             next = record.next_in_grant;
         }
+        Some(grant)
     }
 
     /// Forgets the records expiring before hour `cutoff`, if they are a quarter of all.
@@ -620,8 +626,8 @@ impl<'de> Deserialize<'de> for Tokens {
 mod tests {
     use super::*;
     use crate::clock::Timestamp;
-    use crate::events::GrantRevoked;
     use crate::events::synthetic::{self, envelope};
+    use crate::events::{GrantRevoked, NewEvent};
 
     /// Folds synthetic families `range` (an access token for an hour, a refresh token for 30
     /// days each) recorded at `at` into both models, from `position` on.
@@ -740,6 +746,47 @@ mod tests {
         assert!(tokens.by_hash(&SecretHash::of("at-0")).is_none());
         assert!(tokens.by_hash(&SecretHash::of("at-59")).is_none());
         assert!(tokens.by_hash(&SecretHash::of("at-60")).is_some());
+    }
+
+    #[test]
+    fn a_grants_version_is_that_of_the_latest_event_of_its_own_stream() {
+        let now = Timestamp(1_795_000_000_000);
+        let mut tokens = Tokens::default();
+        let mut position = 0;
+        let mut fold = |tokens: &mut Tokens, stream: &str, version: u64, new: NewEvent| {
+            position += 1;
+            tokens.apply(&Envelope {
+                stream: stream.into(),
+                version,
+                ..envelope(position, new)
+            });
+        };
+        let (stream, family) = synthetic::token_family(0, now);
+        for (i, new) in family.into_iter().enumerate() {
+            fold(&mut tokens, &stream, i as u64 + 1, new);
+        }
+        let version = |tokens: &Tokens| {
+            let refresh = tokens.by_hash(&SecretHash::of("rt-0")).unwrap();
+            (refresh.grant_id, refresh.grant_version)
+        };
+        let (grant_id, folded) = version(&tokens);
+        assert_eq!(folded, 3, "creation, access token, refresh token");
+
+        // An event about the grant recorded in another stream says nothing of the grant's.
+        let revoked = || {
+            let revoked = GrantRevoked {
+                grant_id,
+                reason: RevocationReason::Operator,
+            };
+            NewEvent::new(revoked, now, Uuid::nil())
+        };
+        fold(&mut tokens, "imported-grants", 40, revoked());
+        assert_eq!(version(&tokens).1, 3);
+        fold(&mut tokens, &stream, 4, revoked());
+        assert_eq!(version(&tokens).1, 4);
+        // Past what a record holds, the version is not known.
+        fold(&mut tokens, &stream, u64::from(u32::MAX) + 1, revoked());
+        assert_eq!(version(&tokens).1, 0);
     }
 
     #[test]
