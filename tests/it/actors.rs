@@ -234,9 +234,18 @@ async fn two_replicas_rotate_one_refresh_token_exactly_once() {
         CommandError::Refused(GrantError::RefreshTokenReused { .. })
     ));
     // The second use of a rotated token revoked the family, durably.
-    let stream = store.read_stream(&format!("grant-{id}"), 1).await.unwrap();
+    let stream = format!("grant-{id}");
+    let what = "creation (3), the rotation (2), the revocation";
+    ends_revoked_for_reuse(store.as_ref(), &stream, 6, what).await;
+}
+
+/// Asserts that `stream` holds `count` events (`what` they are), the last the revocation of
+/// its grant for a reused refresh token.
+async fn ends_revoked_for_reuse(store: &dyn EventStore, stream: &str, count: usize, what: &str) {
+    let events = store.read_stream(stream, 1).await.unwrap();
+    assert_eq!(events.len(), count, "{what}");
     assert!(matches!(
-        &stream.last().unwrap().event,
+        &events.last().unwrap().event,
         Event::GrantRevoked(GrantRevoked {
             reason: RevocationReason::RefreshTokenReuse,
             ..
@@ -571,19 +580,8 @@ async fn a_long_streams_state_outlives_its_actor_and_catches_up() {
     // version 44 on, after the 43 events its kept state had folded.
     let stream = format!("grant-{id}");
     assert_eq!(counting.reads_of(&stream), [1, 1, 44]);
-    let events = counting.log.read_stream(&stream, 1).await.unwrap();
-    assert_eq!(
-        events.len(),
-        46,
-        "43, node b's rotation (2), the revocation"
-    );
-    assert!(matches!(
-        &events[45].event,
-        Event::GrantRevoked(GrantRevoked {
-            reason: RevocationReason::RefreshTokenReuse,
-            ..
-        })
-    ));
+    let what = "43, node b's rotation (2), the revocation";
+    ends_revoked_for_reuse(counting.log.as_ref(), &stream, 46, what).await;
 }
 
 /// Node a's grant actor is live and behind: node b rotated the refresh token meanwhile. The
@@ -635,6 +633,18 @@ fn known_in_use(grant_id: Uuid, current: &str, version: u64) -> Loaded<Grant> {
     }
 }
 
+/// A grant registry on a counting store, and a grant it created (`create_grant`).
+async fn counted_grant(dir: &tempfile::TempDir) -> (Arc<Counting>, Registry<Grant>, Uuid) {
+    let counting = Arc::new(Counting::new(store(dir)));
+    let grants = Registry::<Grant>::new(counting.clone(), 100, Duration::from_secs(60));
+    let grant_id = Uuid::new_v4();
+    grants
+        .execute(&grant_id.to_string(), create_grant(grant_id), ctx())
+        .await
+        .unwrap();
+    (counting, grants, grant_id)
+}
+
 /// A refresh decided on what a read model knows of the grant, at the version it folded,
 /// costs no actor and no read of the stream. A model behind the stream (here: still taking
 /// the rotated `rt-0` for the token in use) loses the append's race, and the grant decides
@@ -642,14 +652,8 @@ fn known_in_use(grant_id: Uuid, current: &str, version: u64) -> Loaded<Grant> {
 #[actix_rt::test]
 async fn a_grant_known_at_its_version_refreshes_without_an_actor_or_a_read() {
     let dir = tempfile::tempdir().unwrap();
-    let counting = Arc::new(Counting::new(store(&dir)));
-    let grants = Registry::<Grant>::new(counting.clone(), 100, Duration::from_secs(60));
-    let grant_id = Uuid::new_v4();
+    let (counting, grants, grant_id) = counted_grant(&dir).await;
     let (id, stream) = (grant_id.to_string(), format!("grant-{grant_id}"));
-    grants
-        .execute(&id, create_grant(grant_id), ctx())
-        .await
-        .unwrap();
 
     let refresh = refresh_grant(grant_id, "rt-0", "rt-1");
     let committed = grants
@@ -677,19 +681,8 @@ async fn a_grant_known_at_its_version_refreshes_without_an_actor_or_a_read() {
         [1],
         "the reload after the conflict"
     );
-    let events = counting.log.read_stream(&stream, 1).await.unwrap();
-    assert_eq!(
-        events.len(),
-        6,
-        "creation (3), the rotation (2), the revocation"
-    );
-    assert!(matches!(
-        &events[5].event,
-        Event::GrantRevoked(GrantRevoked {
-            reason: RevocationReason::RefreshTokenReuse,
-            ..
-        })
-    ));
+    let what = "creation (3), the rotation (2), the revocation";
+    ends_revoked_for_reuse(counting.log.as_ref(), &stream, 6, what).await;
 }
 
 /// While the grant's actor is live, its state decides and what the caller knew is not used:
@@ -698,14 +691,8 @@ async fn a_grant_known_at_its_version_refreshes_without_an_actor_or_a_read() {
 #[actix_rt::test]
 async fn a_live_grant_decides_on_its_own_state_over_what_the_caller_knew() {
     let dir = tempfile::tempdir().unwrap();
-    let counting = Arc::new(Counting::new(store(&dir)));
-    let grants = Registry::<Grant>::new(counting.clone(), 100, Duration::from_secs(60));
-    let grant_id = Uuid::new_v4();
+    let (counting, grants, grant_id) = counted_grant(&dir).await;
     let (id, stream) = (grant_id.to_string(), format!("grant-{grant_id}"));
-    grants
-        .execute(&id, create_grant(grant_id), ctx())
-        .await
-        .unwrap();
     grants
         .execute(&id, refresh_grant(grant_id, "rt-0", "rt-1"), ctx())
         .await
