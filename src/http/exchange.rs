@@ -227,6 +227,7 @@ pub async fn exchange(
             subject: subject.token,
         },
         now,
+        None,
     )
     .await?;
     let issued = Issued {

@@ -139,7 +139,7 @@ async fn client_credentials(
         access: minted.event,
         refresh: None,
     };
-    let committed = run_grant(warrant, grant_id, command, now).await?;
+    let committed = run_grant(warrant, grant_id, command, now, None).await?;
     respond(warrant, &committed, Issued::access(minted.token, &scope)).await
 }
 
@@ -176,25 +176,24 @@ impl<'a> Issued<'a> {
     }
 }
 
-/// Runs a grant command; a refusal is `invalid_grant` (RFC 6749 §5.2).
+/// Runs a grant command, from `known` (the grant as the token model knows it, see
+/// [`super::grant_in_use`]) when given; a refusal is `invalid_grant` (RFC 6749 §5.2).
 pub(super) async fn run_grant(
     warrant: &Warrant,
     grant_id: Uuid,
     command: GrantCommand,
     now: Timestamp,
+    known: Option<Loaded<Grant>>,
 ) -> Result<Committed, OAuthError> {
-    let outcome = warrant
-        .actors
-        .grants
-        .execute(&grant_id.to_string(), command, CommandContext::at(now))
-        .await;
-    grant_outcome(outcome)
-}
-
-/// A grant command's outcome for the wire: a refusal is `invalid_grant` (RFC 6749 §5.2).
-fn grant_outcome(
-    outcome: Result<Committed, CommandError<GrantError>>,
-) -> Result<Committed, OAuthError> {
+    let (grants, id, context) = (
+        &warrant.actors.grants,
+        grant_id.to_string(),
+        CommandContext::at(now),
+    );
+    let outcome = match known {
+        Some(known) => grants.execute_from(&id, command, context, known).await,
+        None => grants.execute(&id, command, context).await,
+    };
     outcome.map_err(|err| match err {
         CommandError::Refused(refusal) => OAuthError::InvalidGrant(refusal.to_string()),
         CommandError::Store(err) => err.into(),
@@ -383,7 +382,7 @@ async fn authorization_code(
             expires_at: now.plus_seconds(REFRESH_TOKEN_SECONDS),
         }),
     };
-    let committed = run_grant(warrant, grant_id, command, now).await?;
+    let committed = run_grant(warrant, grant_id, command, now, None).await?;
     respond(
         warrant,
         &committed,
@@ -427,22 +426,7 @@ async fn refresh_token(
         next_refresh: SecretHash::of(&next),
         refresh_expires_at: now.plus_seconds(REFRESH_TOKEN_SECONDS),
     };
-    let grant_id = refreshing.grant_id;
-    let committed = match refreshing.known {
-        Some(known) => grant_outcome(
-            warrant
-                .actors
-                .grants
-                .execute_from(
-                    &grant_id.to_string(),
-                    command,
-                    CommandContext::at(now),
-                    known,
-                )
-                .await,
-        )?,
-        None => run_grant(warrant, grant_id, command, now).await?,
-    };
+    let committed = run_grant(warrant, refreshing.grant_id, command, now, refreshing.known).await?;
     let id_token = refreshing
         .user
         .as_ref()
