@@ -5,7 +5,7 @@ use super::keys::SigningKey;
 use crate::events::ActorClaim;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::Header;
+use jsonwebtoken::{Algorithm, Header};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -35,32 +35,62 @@ pub struct AccessClaims<'a> {
     pub act: Option<&'a ActorClaim>,
 }
 
+/// An Ed25519 signature in base64url (64 bytes), with the `.` before it.
+const ED25519_SIGNATURE_TEXT: usize = 1 + 86;
+
+/// A signing key's JWS protected headers (RFC 7515 §4), base64url-encoded JSON: the same
+/// for every token the key signs, so encoded once when the key is loaded.
+pub struct JwsHeaders {
+    /// `alg` and `kid`, for ID tokens.
+    id: String,
+    /// With `typ: at+jwt` too, for access tokens (RFC 9068 §2.1).
+    access: String,
+}
+
+impl JwsHeaders {
+    /// The headers of a key of algorithm `alg` and id `kid`.
+    pub fn of(alg: Algorithm, kid: &str) -> JwsHeaders {
+        let mut header = Header::new(alg);
+        header.kid = Some(kid.to_owned());
+        let id = part(&header);
+        header.typ = Some("at+jwt".into());
+        JwsHeaders {
+            id,
+            access: part(&header),
+        }
+    }
+}
+
 /// Signs access-token claims with the node's Ed25519 key.
 pub fn mint_access(key: &SigningKey, claims: &AccessClaims<'_>) -> String {
-    let mut header = Header::new(key.alg);
-    header.typ = Some("at+jwt".into());
-    header.kid = Some(key.kid.clone());
-    compact(key, &header, claims)
+    compact(key, &key.headers.access, claims)
 }
 
 /// Signs ID-token claims (any serializable claim set) with `key`.
 pub fn mint_id(key: &SigningKey, claims: &impl Serialize) -> String {
-    let mut header = Header::new(key.alg);
-    header.kid = Some(key.kid.clone());
-    compact(key, &header, claims)
+    compact(key, &key.headers.id, claims)
 }
 
 /// The JWS compact serialization (RFC 7515 §7.1) signed with the already parsed `key`
-/// (jsonwebtoken's `encode` parses the private key again for every token).
-fn compact(key: &SigningKey, header: &Header, claims: &impl Serialize) -> String {
-    let message = format!("{}.{}", part(header), part(claims));
-    let signature = URL_SAFE_NO_PAD.encode(key.sign(message.as_bytes()));
-    format!("{message}.{signature}")
+/// (jsonwebtoken's `encode` parses the private key again for every token), written into
+/// one string with room for an Ed25519 signature.
+fn compact(key: &SigningKey, header: &str, claims: &impl Serialize) -> String {
+    let claims = serde_json::to_vec(claims).expect("claims are plain data");
+    let mut token = String::with_capacity(
+        header.len() + 1 + claims.len().div_ceil(3) * 4 + ED25519_SIGNATURE_TEXT,
+    );
+    token.push_str(header);
+    token.push('.');
+    URL_SAFE_NO_PAD.encode_string(&claims, &mut token);
+    let signature = key.sign(token.as_bytes());
+    token.push('.');
+    URL_SAFE_NO_PAD.encode_string(signature, &mut token);
+    token
 }
 
 /// One base64url-encoded JSON part of a JWS.
 fn part(value: &impl Serialize) -> String {
-    URL_SAFE_NO_PAD.encode(serde_json::to_vec(value).expect("headers and claims are plain data"))
+    URL_SAFE_NO_PAD.encode(serde_json::to_vec(value).expect("headers are plain data"))
 }
 
 #[cfg(test)]

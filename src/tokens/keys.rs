@@ -2,6 +2,7 @@
 //! tokens (RS256, which OIDC requires). Generated on first start into `DIR/keys/` (mode
 //! 0600); only their public halves are ever published, as events, and listed in JWKS.
 
+use super::jwt::JwsHeaders;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{Ed25519KeyPair, RSA_PKCS1_SHA256, RsaKeyPair};
 use base64::Engine;
@@ -55,6 +56,8 @@ pub struct SigningKey {
     pub alg: Algorithm,
     /// The public key as a JWK with `kid`, `alg` and `use`.
     pub public_jwk: Value,
+    /// Its JWS headers, encoded once.
+    pub headers: JwsHeaders,
     pair: KeyPair,
 }
 
@@ -66,6 +69,16 @@ enum KeyPair {
 }
 
 impl SigningKey {
+    fn new(kid: String, alg: Algorithm, public_jwk: Value, pair: KeyPair) -> SigningKey {
+        SigningKey {
+            headers: JwsHeaders::of(alg, &kid),
+            kid,
+            alg,
+            public_jwk,
+            pair,
+        }
+    }
+
     /// Signs `message` (EdDSA, or RS256: RSASSA-PKCS1-v1_5 with SHA-256).
     pub fn sign(&self, message: &[u8]) -> Vec<u8> {
         match &self.pair {
@@ -234,12 +247,14 @@ fn ed25519_key(pkcs8: &[u8]) -> Result<SigningKey, String> {
     let pair = Ed25519KeyPair::from_pkcs8(pkcs8).map_err(|e| e.to_string())?;
     let x = b64(key.verifying_key().as_bytes());
     let kid = thumbprint(&[("crv", "Ed25519"), ("kty", "OKP"), ("x", &x)]);
-    Ok(SigningKey {
-        public_jwk: json!({"kty": "OKP", "crv": "Ed25519", "x": x, "kid": kid, "alg": "EdDSA", "use": "sig"}),
+    let public_jwk =
+        json!({"kty": "OKP", "crv": "Ed25519", "x": x, "kid": kid, "alg": "EdDSA", "use": "sig"});
+    Ok(SigningKey::new(
         kid,
-        alg: Algorithm::EdDSA,
-        pair: KeyPair::Ed25519(pair),
-    })
+        Algorithm::EdDSA,
+        public_jwk,
+        KeyPair::Ed25519(pair),
+    ))
 }
 
 fn rsa_key(pkcs8: &[u8]) -> Result<SigningKey, String> {
@@ -248,12 +263,14 @@ fn rsa_key(pkcs8: &[u8]) -> Result<SigningKey, String> {
     let n = b64(public.modulus().big_endian_without_leading_zero());
     let e = b64(public.exponent().big_endian_without_leading_zero());
     let kid = thumbprint(&[("e", &e), ("kty", "RSA"), ("n", &n)]);
-    Ok(SigningKey {
-        public_jwk: json!({"kty": "RSA", "n": n, "e": e, "kid": kid, "alg": "RS256", "use": "sig"}),
+    let public_jwk =
+        json!({"kty": "RSA", "n": n, "e": e, "kid": kid, "alg": "RS256", "use": "sig"});
+    Ok(SigningKey::new(
         kid,
-        alg: Algorithm::RS256,
-        pair: KeyPair::Rsa(key),
-    })
+        Algorithm::RS256,
+        public_jwk,
+        KeyPair::Rsa(key),
+    ))
 }
 
 #[cfg(test)]
