@@ -5,8 +5,8 @@
 //! and keep the first 16 bytes of their token's SHA-256 (see [`HashKey`]);
 //! the indexes (token by hash and by `jti`, grant by id) are sharded tables of slab
 //! positions (about 5 bytes a slot); strings, and the combinations of them that tokens and
-//! grants share, are interned; each grant threads its tokens through the records, so
-//! revoking it walks them. The slabs and indexes grow a piece at a time (see
+//! grants share, are interned; a revoked grant's tokens are inactive through their grant,
+//! so revoking it touches no token record. The slabs and indexes grow a piece at a time (see
 //! [`crate::growth`]), so folding under the write lock never copies or rehashes the whole
 //! model.
 //!
@@ -30,8 +30,6 @@ use std::collections::BTreeMap;
 use std::hash::BuildHasher;
 use uuid::Uuid;
 
-const END: u32 = u32::MAX;
-
 /// Whole hours a token stays after its expiry before a sweep may forget it.
 const FORGET_AFTER_HOURS: u32 = 1;
 
@@ -50,7 +48,8 @@ fn count_expiry(expiring: &mut BTreeMap<u32, u32>, record: &TokenRecord) {
 pub enum TokenStatus {
     /// Usable until it expires.
     Active,
-    /// Revoked, alone or with its grant.
+    /// Revoked, alone or with its grant (a record keeps only its own revocation; the view
+    /// of a token whose grant is revoked says `Revoked` unless it was rotated first).
     Revoked,
     /// A refresh token that was used and replaced.
     Rotated,
@@ -78,7 +77,6 @@ pub struct TokenRecord {
     issued_at: u32,
     expires_at: u32,
     grant: u32,
-    next_in_grant: u32,
     facts: u32,
 }
 
@@ -96,8 +94,6 @@ struct TokenFacts {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 struct GrantEntry {
     id: Uuid,
-    /// Its newest token; each record names the one issued before it in the grant.
-    latest_token: u32,
     revoked: Option<RevocationReason>,
     facts: u32,
     /// How many events of the grant's stream are folded in (0 once past `u32::MAX`: unknown).
@@ -273,7 +269,10 @@ impl Tokens {
         let facts = self.token_facts.get(r.facts);
         TokenView {
             kind: r.kind,
-            status: r.status,
+            status: match (r.status, grant.revoked) {
+                (TokenStatus::Active, Some(_)) => TokenStatus::Revoked,
+                (status, _) => status,
+            },
             grant_revoked: grant.revoked,
             grant_version: u64::from(grant.version),
             jti: r.jti,
@@ -346,7 +345,6 @@ impl Tokens {
                 };
                 let entry = GrantEntry {
                     id: e.grant_id,
-                    latest_token: END,
                     revoked: None,
                     facts: self.grant_facts.number(&facts, |f| *f),
                     version: 0,
@@ -466,14 +464,12 @@ impl Tokens {
             issued_at: issue.issued_at,
             expires_at: issue.expires_at,
             grant,
-            next_in_grant: self.grants[grant as usize].latest_token,
             facts: self.token_facts.number(&facts, |f| *f),
         };
         count_expiry(&mut self.expiring, &record);
         let index = self.records.len() as u32;
         self.records.push(record);
         self.index_record(index);
-        self.grants[grant as usize].latest_token = index;
         Some(grant)
     }
 
@@ -498,19 +494,11 @@ impl Tokens {
         }
     }
 
-    /// Revokes a grant and its active tokens; returns its index (`None` for an unknown grant).
+    /// Revokes a grant, and with it its tokens; returns its index (`None` for an unknown
+    /// grant).
     fn revoke_grant(&mut self, id: &Uuid, reason: RevocationReason) -> Option<u32> {
         let grant = self.grant_index(id)?;
-        let entry = &mut self.grants[grant as usize];
-        entry.revoked.get_or_insert(reason);
-        let mut next = entry.latest_token;
-        while next != END {
-            let record = &mut self.records[next as usize];
-            if record.status == TokenStatus::Active {
-                record.status = TokenStatus::Revoked;
-            }
-            next = record.next_in_grant;
-        }
+        self.grants[grant as usize].revoked.get_or_insert(reason);
         Some(grant)
     }
 
@@ -525,21 +513,10 @@ impl Tokens {
             return;
         }
         let mut kept = Chunked::default();
-        let mut latest = vec![END; self.grants.len()];
         for record in self.records.iter() {
-            if hour(record.expires_at) < cutoff {
-                continue;
+            if hour(record.expires_at) >= cutoff {
+                kept.push(record.clone());
             }
-            let index = kept.len() as u32;
-            let newest_of_grant = &mut latest[record.grant as usize];
-            kept.push(TokenRecord {
-                next_in_grant: *newest_of_grant,
-                ..record.clone()
-            });
-            *newest_of_grant = index;
-        }
-        for (grant, newest) in latest.into_iter().enumerate() {
-            self.grants[grant].latest_token = newest;
         }
         self.records = kept;
         self.expiring = self.expiring.split_off(&cutoff);
@@ -689,7 +666,7 @@ mod tests {
         let refresh = live.by_hash(&SecretHash::of("rt-5")).unwrap();
         assert!(refresh.is_active(i64::from(seconds(hours(3)))));
 
-        // The grants still thread their remaining tokens: revoking one revokes its refresh token.
+        // Revoking a grant still revokes its remaining tokens, and only those.
         let revoked = GrantRevoked {
             grant_id: refresh.grant_id,
             reason: RevocationReason::Operator,
