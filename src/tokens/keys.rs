@@ -52,11 +52,9 @@ pub enum KeyError {
 pub struct SigningKey {
     /// Its key id: the RFC 7638 thumbprint of its public JWK.
     pub kid: String,
-    /// The JWS algorithm it signs with.
-    pub alg: Algorithm,
     /// The public key as a JWK with `kid`, `alg` and `use`.
     pub public_jwk: Value,
-    /// Its JWS headers, encoded once.
+    /// Its JWS headers (its algorithm and `kid`), encoded once.
     pub headers: JwsHeaders,
     pair: KeyPair,
 }
@@ -73,7 +71,6 @@ impl SigningKey {
         SigningKey {
             headers: JwsHeaders::of(alg, &kid),
             kid,
-            alg,
             public_jwk,
             pair,
         }
