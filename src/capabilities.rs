@@ -247,12 +247,13 @@ impl Rules {
     }
 
     /// Whether `login` may hold a token for `audience` (RFC 3986-normalized comparison).
+    /// Every resource is tried as the same string before any is parsed: a resource server
+    /// asks for the resource as the rules name it, and URL parsing was the most of this check.
     pub fn allows_audience(&self, login: &str, audience: &str) -> bool {
-        self.for_user(login).any(|rule| {
-            rule.resources
-                .iter()
-                .any(|r| r == "*" || same_resource(r, audience))
-        })
+        let resources = || self.for_user(login).flat_map(|rule| &rule.resources);
+        resources().any(|r| r == "*" || r == audience)
+            || Url::parse(audience)
+                .is_ok_and(|wanted| resources().any(|r| Url::parse(r).is_ok_and(|r| r == wanted)))
     }
 }
 
