@@ -45,6 +45,12 @@ pub trait Aggregate: Default + Send + Unpin + 'static {
         false
     }
 
+    /// Whether the state a creation leaves is kept for the aggregate's next command, whose
+    /// actor then reads only what was appended since instead of the whole stream: for
+    /// aggregates whose next command soon follows their creation (an authorization session,
+    /// redeemed seconds after its code is issued). Kept among the registry's bounded states.
+    const KEEP_CREATED: bool = false;
+
     /// The stream of the aggregate with this id.
     fn stream(id: &str) -> String {
         format!("{}{id}", Self::STREAM_PREFIX)

@@ -1,7 +1,8 @@
 //! The generic aggregate actor and the registry that finds it: an actor is started (and
 //! hydrated from its stream) on first use and passivated when idle or when too many are
 //! live, so memory stays bounded however many aggregates the log holds. The folded state of a
-//! long stream is kept when its actor stops, so the next one reads only the stream's tail.
+//! long stream is kept when its actor stops, and that of a creation when the aggregate asks
+//! for it ([`Aggregate::KEEP_CREATED`]), so the next actor reads only the stream's tail.
 
 use super::aggregate::{Aggregate, CommandContext, CommandError, Committed, Loaded, every_failed};
 use crate::events::{EventStore, StoreError};
@@ -175,8 +176,8 @@ struct Entry<A: Aggregate> {
     last_used: Instant,
 }
 
-/// The folded states of long streams whose actors stopped, by aggregate id: at most
-/// `capacity`, the least recently kept dropped first. An entry never goes stale, only behind
+/// The folded states of long streams whose actors stopped, and of creations kept for their
+/// next command, by aggregate id: at most `capacity`, the least recently kept dropped first. An entry never goes stale, only behind
 /// its stream, which `Loaded::catch_up` reads the rest of.
 struct Resting<A: Aggregate> {
     states: HashMap<String, (Loaded<A>, Instant)>,
@@ -229,8 +230,9 @@ impl<A: Aggregate> Registry<A> {
     /// exist after all, the conflict reloads it and the command is decided again (and
     /// refused). An actor of that id already live (a command came first and was refused) is
     /// retired. The actor starts with the aggregate's next command. Most aggregates are
-    /// created and then left alone (a client-credentials grant, an authorization session),
-    /// so they never cost an actor.
+    /// created and then left alone (a client-credentials grant), so they never cost an
+    /// actor; one with a next command soon (an authorization session) keeps the state its
+    /// creation left, if it asks to, so that command's actor reads nothing already folded.
     pub async fn execute(
         &self,
         id: &str,
@@ -238,13 +240,17 @@ impl<A: Aggregate> Registry<A> {
         context: CommandContext,
     ) -> Result<Committed, CommandError<A::Error>> {
         if A::creates(&command) {
-            let outcome = Loaded::<A>::default()
+            let mut created = Loaded::<A>::default();
+            let outcome = created
                 .execute(self.store.as_ref(), id, command, context)
                 .await;
             // An actor started by an earlier command (refused: no such aggregate) would
             // still hold the empty state: retire it, so the next command loads the stream.
             if let Some(entry) = self.live.lock().unwrap().remove(id) {
                 entry.addr.do_send(Passivate);
+            }
+            if A::KEEP_CREATED && outcome.is_ok() {
+                self.resting.lock().unwrap().keep(id, created);
             }
             return outcome;
         }
@@ -293,7 +299,8 @@ impl<A: Aggregate> Registry<A> {
         self.live.lock().unwrap().len()
     }
 
-    /// How many states of long streams whose actors stopped are kept.
+    /// How many folded states are kept (of long streams whose actors stopped, and of
+    /// creations kept for their next command).
     pub fn resting(&self) -> usize {
         self.resting.lock().unwrap().states.len()
     }

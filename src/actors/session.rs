@@ -133,6 +133,8 @@ impl Aggregate for Session {
     type Command = SessionCommand;
     type Error = SessionError;
     const STREAM_PREFIX: &'static str = "session-";
+    /// A code is redeemed moments after it is issued.
+    const KEEP_CREATED: bool = true;
 
     fn handle(
         &self,

@@ -112,6 +112,17 @@ fn issue_code(session_id: Uuid) -> SessionCommand {
     }))
 }
 
+/// The redemption of the code `issue_code` issued, creating grant `grant`.
+fn redeem_code(grant: u128) -> SessionCommand {
+    SessionCommand::RedeemCode {
+        code_hash: SecretHash::of("code"),
+        client_id: "c1".into(),
+        redirect_uri: "https://app.example/cb".into(),
+        code_verifier: Some(VERIFIER.into()),
+        grant_id: Uuid::from_u128(grant),
+    }
+}
+
 #[actix_rt::test]
 async fn two_replicas_redeem_one_code_exactly_once() {
     // RFC 6749 §4.1.2: however many nodes race, one redemption wins; the other is a replay.
@@ -125,16 +136,9 @@ async fn two_replicas_redeem_one_code_exactly_once() {
             .execute(&id, issue_code(Uuid::parse_str(&id).unwrap()), ctx())
             .await
             .unwrap();
-        let redeem = |grant: u128| SessionCommand::RedeemCode {
-            code_hash: SecretHash::of("code"),
-            client_id: "c1".into(),
-            redirect_uri: "https://app.example/cb".into(),
-            code_verifier: Some(VERIFIER.into()),
-            grant_id: Uuid::from_u128(grant),
-        };
         let (a, b) = tokio::join!(
-            node_a.execute(&id, redeem(1), ctx()),
-            node_b.execute(&id, redeem(2), ctx())
+            node_a.execute(&id, redeem_code(1), ctx()),
+            node_b.execute(&id, redeem_code(2), ctx())
         );
         let outcomes = [a, b];
         let wins = outcomes.iter().filter(|o| o.is_ok()).count();
@@ -706,4 +710,54 @@ async fn a_live_grant_decides_on_its_own_state_over_what_the_caller_knew() {
         .unwrap();
     assert_eq!(counting.reads_of(&stream), [1], "the actor's one load");
     assert_eq!(counting.log.read_stream(&stream, 1).await.unwrap().len(), 7);
+}
+
+/// An authorization session keeps the state its creation left, so the actor of its
+/// redemption reads only what was appended after it: nothing, when the code is redeemed
+/// where it was issued; another node's redemption, when that node was first, which this one
+/// then refuses as a replay as it would on the whole stream.
+#[actix_rt::test]
+async fn a_session_is_redeemed_from_the_state_its_creation_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let counting = Arc::new(Counting::new(store(&dir)));
+    let node_a = Registry::<Session>::new(counting.clone(), 100, Duration::from_secs(60));
+    let node_b = Registry::<Session>::new(counting.clone(), 100, Duration::from_secs(60));
+    let (here, elsewhere) = (Uuid::new_v4(), Uuid::new_v4());
+    for id in [here, elsewhere] {
+        node_a
+            .execute(&id.to_string(), issue_code(id), ctx())
+            .await
+            .unwrap();
+    }
+    assert_eq!(node_a.resting(), 2);
+
+    node_a
+        .execute(&here.to_string(), redeem_code(1), ctx())
+        .await
+        .unwrap();
+    assert_eq!(
+        counting.reads_of(&format!("session-{here}")),
+        [2],
+        "only past the issued code"
+    );
+
+    node_b
+        .execute(&elsewhere.to_string(), redeem_code(2), ctx())
+        .await
+        .unwrap();
+    let replay = node_a
+        .execute(&elsewhere.to_string(), redeem_code(3), ctx())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(replay, CommandError::Refused(SessionError::Replayed { .. })),
+        "{replay:?}"
+    );
+    // node_b, which kept nothing, read the whole stream; node_a only what followed its state.
+    assert_eq!(counting.reads_of(&format!("session-{elsewhere}")), [1, 2]);
+    assert_eq!(
+        node_a.resting(),
+        0,
+        "each kept state was taken by its next actor"
+    );
 }
