@@ -7,7 +7,7 @@ use uuid::Uuid;
 use warrant::actors::client::{Client, ClientCommand, ClientError};
 use warrant::actors::grant::{Grant, GrantCommand, GrantError, IssuedToken};
 use warrant::actors::session::{Session, SessionCommand, SessionError, s256_challenge};
-use warrant::actors::{CommandContext, CommandError, Loaded, Registry};
+use warrant::actors::{Aggregate, CommandContext, CommandError, Loaded, Registry};
 use warrant::clock::Timestamp;
 use warrant::events::filelog::{FileLog, FileLogOptions};
 use warrant::events::*;
@@ -528,15 +528,22 @@ async fn a_creation_after_a_refused_command_is_seen_by_the_next_command() {
     ));
 }
 
+/// Two nodes' registries of aggregates `A` over one counted log in `dir`.
+fn two_counted_nodes<A: Aggregate>(
+    dir: &tempfile::TempDir,
+) -> (Arc<Counting>, Registry<A>, Registry<A>) {
+    let counting = Arc::new(Counting::new(store(dir)));
+    let node = || Registry::<A>::new(counting.clone(), 100, Duration::from_secs(60));
+    (counting.clone(), node(), node())
+}
+
 /// A grant refreshed 20 times (43 events) keeps its folded state when its actor stops; the
 /// next actor reads only what was appended since, here another node's rotation, and decides
 /// on it: the refresh token that node used is refused as reused, and nothing conflicts.
 #[actix_rt::test]
 async fn a_long_streams_state_outlives_its_actor_and_catches_up() {
     let dir = tempfile::tempdir().unwrap();
-    let counting = Arc::new(Counting::new(store(&dir)));
-    let node_a = Registry::<Grant>::new(counting.clone(), 100, Duration::from_secs(60));
-    let node_b = Registry::<Grant>::new(counting.clone(), 100, Duration::from_secs(60));
+    let (counting, node_a, node_b) = two_counted_nodes::<Grant>(&dir);
     let (long, short) = (Uuid::new_v4(), Uuid::new_v4());
     for grant_id in [long, short] {
         let id = grant_id.to_string();
@@ -719,9 +726,7 @@ async fn a_live_grant_decides_on_its_own_state_over_what_the_caller_knew() {
 #[actix_rt::test]
 async fn a_session_is_redeemed_from_the_state_its_creation_left() {
     let dir = tempfile::tempdir().unwrap();
-    let counting = Arc::new(Counting::new(store(&dir)));
-    let node_a = Registry::<Session>::new(counting.clone(), 100, Duration::from_secs(60));
-    let node_b = Registry::<Session>::new(counting.clone(), 100, Duration::from_secs(60));
+    let (counting, node_a, node_b) = two_counted_nodes::<Session>(&dir);
     let (here, elsewhere) = (Uuid::new_v4(), Uuid::new_v4());
     for id in [here, elsewhere] {
         node_a
