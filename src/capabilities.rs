@@ -252,8 +252,7 @@ impl Rules {
     pub fn allows_audience(&self, login: &str, audience: &str) -> bool {
         let resources = || self.for_user(login).flat_map(|rule| &rule.resources);
         resources().any(|r| r == "*" || r == audience)
-            || Url::parse(audience)
-                .is_ok_and(|wanted| resources().any(|r| Url::parse(r).is_ok_and(|r| r == wanted)))
+            || resources().any(|r| same_resource(r, audience))
     }
 }
 

@@ -177,8 +177,9 @@ struct Entry<A: Aggregate> {
 }
 
 /// The folded states of long streams whose actors stopped, and of creations kept for their
-/// next command, by aggregate id: at most `capacity`, the least recently kept dropped first. An entry never goes stale, only behind
-/// its stream, which `Loaded::catch_up` reads the rest of.
+/// next command, by aggregate id: at most `capacity`, the least recently kept dropped first.
+/// An entry never goes stale, only behind its stream, which `Loaded::catch_up` reads the rest
+/// of.
 struct Resting<A: Aggregate> {
     states: HashMap<String, (Loaded<A>, Instant)>,
     capacity: usize,
