@@ -281,13 +281,7 @@ impl<A: Aggregate> Registry<A> {
         context: CommandContext,
         mut known: Loaded<A>,
     ) -> Result<Committed, CommandError<A::Error>> {
-        let live = self
-            .live
-            .lock()
-            .unwrap()
-            .get(id)
-            .is_some_and(|entry| entry.addr.connected());
-        if live {
+        if connected(&mut self.live.lock().unwrap(), id).is_some() {
             return self.execute(id, command, context).await;
         }
         known
@@ -323,9 +317,7 @@ impl<A: Aggregate> Registry<A> {
     fn actor(&self, id: &str) -> Addr<AggregateActor<A>> {
         let now = Instant::now();
         let mut live = self.live.lock().unwrap();
-        if let Some(entry) = live.get_mut(id)
-            && entry.addr.connected()
-        {
+        if let Some(entry) = connected(&mut live, id) {
             entry.last_used = now;
             return entry.addr.clone();
         }
@@ -351,6 +343,14 @@ impl<A: Aggregate> Registry<A> {
             live.remove(id);
         }
     }
+}
+
+/// The entry of the actor of `id` in `live`, if that actor is still running.
+fn connected<'a, A: Aggregate>(
+    live: &'a mut HashMap<String, Entry<A>>,
+    id: &str,
+) -> Option<&'a mut Entry<A>> {
+    live.get_mut(id).filter(|entry| entry.addr.connected())
 }
 
 /// Removes and returns the least recently used tenth of `map` (at least enough to get back
