@@ -96,6 +96,12 @@ async fn idle_actors_are_passivated_and_come_back_on_demand() {
     assert_eq!(registry.live(), 1);
 }
 
+/// A node's registry of aggregates `A` on `store`: up to 100 live actors, passivated after a
+/// minute idle.
+fn node<A: Aggregate>(store: Arc<dyn EventStore>) -> Registry<A> {
+    Registry::new(store, 100, Duration::from_secs(60))
+}
+
 fn issue_code(session_id: Uuid) -> SessionCommand {
     SessionCommand::IssueCode(Box::new(AuthorizationCodeIssued {
         session_id,
@@ -128,8 +134,8 @@ async fn two_replicas_redeem_one_code_exactly_once() {
     // RFC 6749 §4.1.2: however many nodes race, one redemption wins; the other is a replay.
     let dir = tempfile::tempdir().unwrap();
     let store = store(&dir);
-    let node_a = Registry::<Session>::new(store.clone(), 100, Duration::from_secs(60));
-    let node_b = Registry::<Session>::new(store.clone(), 100, Duration::from_secs(60));
+    let node_a = node::<Session>(store.clone());
+    let node_b = node::<Session>(store.clone());
     for round in 0..20 {
         let id = Uuid::new_v4().to_string();
         node_a
@@ -201,17 +207,23 @@ fn refresh_grant(grant_id: Uuid, presented: &str, next: &str) -> GrantCommand {
     }
 }
 
-/// Two nodes' grant registries on `store`, and a grant created by the first (`create_grant`).
-async fn two_nodes_and_a_grant(
-    store: &Arc<dyn EventStore>,
-) -> (Registry<Grant>, Registry<Grant>, Uuid) {
-    let node_a = Registry::<Grant>::new(store.clone(), 100, Duration::from_secs(60));
-    let node_b = Registry::<Grant>::new(store.clone(), 100, Duration::from_secs(60));
+/// A new grant, created on `grants` (`create_grant`).
+async fn created_grant(grants: &Registry<Grant>) -> Uuid {
     let grant_id = Uuid::new_v4();
-    node_a
+    grants
         .execute(&grant_id.to_string(), create_grant(grant_id), ctx())
         .await
         .unwrap();
+    grant_id
+}
+
+/// Two nodes' grant registries on `store`, and a grant created by the first.
+async fn two_nodes_and_a_grant(
+    store: &Arc<dyn EventStore>,
+) -> (Registry<Grant>, Registry<Grant>, Uuid) {
+    let node_a = node::<Grant>(store.clone());
+    let node_b = node::<Grant>(store.clone());
+    let grant_id = created_grant(&node_a).await;
     (node_a, node_b, grant_id)
 }
 
@@ -296,14 +308,10 @@ fn issued(token: &str, kind: TokenKind) -> IssuedToken {
 async fn a_passivated_grant_decides_as_its_live_actor_did() {
     let dir = tempfile::tempdir().unwrap();
     let store = store(&dir);
-    let grants = Registry::<Grant>::new(store.clone(), 100, Duration::from_secs(60));
-    let grant_id = Uuid::new_v4();
+    let grants = node::<Grant>(store.clone());
+    let grant_id = created_grant(&grants).await;
     let id = grant_id.to_string();
     let passivate = || grants.passivate_idle(Instant::now() + Duration::from_secs(61));
-    grants
-        .execute(&id, create_grant(grant_id), ctx())
-        .await
-        .unwrap();
     for n in 0..10 {
         grants
             .execute(&id, exchange_of(grant_id, n, "at-0"), ctx())
@@ -533,8 +541,7 @@ fn two_counted_nodes<A: Aggregate>(
     dir: &tempfile::TempDir,
 ) -> (Arc<Counting>, Registry<A>, Registry<A>) {
     let counting = Arc::new(Counting::new(store(dir)));
-    let node = || Registry::<A>::new(counting.clone(), 100, Duration::from_secs(60));
-    (counting.clone(), node(), node())
+    (counting.clone(), node(counting.clone()), node(counting))
 }
 
 /// A grant refreshed 20 times (43 events) keeps its folded state when its actor stops; the
@@ -644,15 +651,11 @@ fn known_in_use(grant_id: Uuid, current: &str, version: u64) -> Loaded<Grant> {
     }
 }
 
-/// A grant registry on a counting store, and a grant it created (`create_grant`).
+/// A grant registry on a counting store, and a grant it created.
 async fn counted_grant(dir: &tempfile::TempDir) -> (Arc<Counting>, Registry<Grant>, Uuid) {
     let counting = Arc::new(Counting::new(store(dir)));
-    let grants = Registry::<Grant>::new(counting.clone(), 100, Duration::from_secs(60));
-    let grant_id = Uuid::new_v4();
-    grants
-        .execute(&grant_id.to_string(), create_grant(grant_id), ctx())
-        .await
-        .unwrap();
+    let grants = node::<Grant>(counting.clone());
+    let grant_id = created_grant(&grants).await;
     (counting, grants, grant_id)
 }
 
