@@ -1,5 +1,6 @@
 //! Criterion benchmarks of the event-sourced core: durable appends under concurrency (group
-//! commit), projection rebuild rate, start-up with a million events in the log, and loading
+//! commit), projection rebuild rate, start-up with a million events in the log, writing a
+//! checkpoint of them, and loading
 //! a busy grant's aggregate from its stream (exchanged or refreshed 10,000 times).
 //!
 //! `cargo bench --bench core`; logs live under the target directory (a real disk: fdatasync
@@ -161,6 +162,28 @@ fn startup(c: &mut Criterion) {
     group.finish();
 }
 
+/// A checkpoint of the models of a million events (about 667,000 tokens): writing it, which
+/// is all the time the follower holds the models (and folds nothing), and writing it
+/// durably (synced and renamed into place).
+fn checkpoint_writes(c: &mut Criterion) {
+    let dir = scratch("startup-1m");
+    filled_log(&dir, 1_000_000);
+    let models = runtime().block_on(async {
+        let log = FileLog::open(&dir, FileLogOptions::reader()).unwrap();
+        ReadModels::rebuild(&log, None, |_| {}).await.unwrap()
+    });
+    let path = scratch("checkpoint-1m").join("projections.ckpt");
+    let mut group = c.benchmark_group("checkpoint_1m_events");
+    group.sample_size(10);
+    group.bench_function("write", |b| {
+        b.iter(|| checkpoint::write(&path, &models).unwrap())
+    });
+    group.bench_function("write_and_commit", |b| {
+        b.iter(|| checkpoint::save(&path, &models).unwrap())
+    });
+    group.finish();
+}
+
 /// What the next command to a passivated grant reads first: its stream, here a code-flow
 /// grant whose access token a gateway exchanged 10,000 times, in batches of 64 as a busy
 /// grant actor writes them, between other grants' appends.
@@ -251,6 +274,7 @@ criterion_group!(
     durable_appends,
     projection_rebuild,
     startup,
+    checkpoint_writes,
     grant_load
 );
 criterion_main!(benches);

@@ -20,28 +20,58 @@ pub fn path_in(dir: &Path) -> PathBuf {
     dir.join("checkpoints").join("projections.ckpt")
 }
 
-/// Writes `models` as the checkpoint at `path`, durably. The models are streamed to the file
-/// (no copy of them is built in memory); the checksum is filled in once the body is written.
+/// Writes `models` as the checkpoint at `path`, durably.
 pub fn save(path: &Path, models: &ReadModels) -> std::io::Result<()> {
+    write(path, models)?.commit()
+}
+
+/// A checkpoint written to its temporary file but neither durable nor in place yet.
+#[must_use = "a written checkpoint is used only once committed"]
+pub struct Written {
+    file: fs::File,
+    tmp: PathBuf,
+    path: PathBuf,
+}
+
+/// Writes `models` to the temporary file of the checkpoint at `path`. The models are
+/// streamed to the file (no copy of them is built in memory) and read only here: the slow
+/// part, making the file durable, is [`Written::commit`], which needs them no more.
+pub fn write(path: &Path, models: &ReadModels) -> std::io::Result<Written> {
     let parent = path.parent().expect("checkpoint paths have a directory");
     fs::create_dir_all(parent)?;
     let tmp = path.with_extension("tmp");
     let mut file = fs::File::create(&tmp)?;
     file.write_all(MAGIC)?;
     file.write_all(&[0; 4])?;
-    let mut body = Crc32cWriter {
-        inner: BufWriter::new(&mut file),
+    // The serializer writes a field at a time: the buffer comes first, so the checksum is
+    // computed over whole buffers rather than over every field.
+    let mut body = BufWriter::new(Crc32cWriter {
+        inner: &mut file,
         crc: 0,
-    };
+    });
     postcard::to_io(models, &mut body).map_err(std::io::Error::other)?;
-    let crc = body.crc;
-    body.inner.flush()?;
-    drop(body);
+    let crc = body.into_inner().map_err(|e| e.into_error())?.crc;
     file.seek(SeekFrom::Start(MAGIC.len() as u64))?;
     file.write_all(&crc.to_le_bytes())?;
-    file.sync_all()?;
-    fs::rename(&tmp, path)?;
-    fs::File::open(parent)?.sync_all()
+    Ok(Written {
+        file,
+        tmp,
+        path: path.to_owned(),
+    })
+}
+
+impl Written {
+    /// Makes the checkpoint durable and puts it in place: the file synced, renamed over the
+    /// old checkpoint, the directory synced.
+    pub fn commit(self) -> std::io::Result<()> {
+        self.file.sync_all()?;
+        fs::rename(&self.tmp, &self.path)?;
+        let parent = self
+            .path
+            .parent()
+            .expect("checkpoint paths have a directory");
+        fs::File::open(parent)?.sync_all()
+    }
 }
 
 /// A writer that keeps the CRC32C of everything written through it.

@@ -277,7 +277,10 @@ pub async fn run(
     if let Some(rotation) = rotation {
         rotation.abort();
     }
-    warrant.models.checkpoint(&warrant.checkpoint_policy());
+    warrant
+        .models
+        .checkpoint(&warrant.checkpoint_policy())
+        .await;
     tracing::info!("stopped");
     Ok(())
 }

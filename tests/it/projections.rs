@@ -213,6 +213,34 @@ async fn checkpoint_restores_exactly_and_the_tail_is_folded_on_top() {
     );
 }
 
+/// A checkpoint written but not committed (a crash while it is being synced) leaves the
+/// previous one in place and whole; the commit replaces it.
+#[actix_rt::test]
+async fn a_checkpoint_replaces_the_last_only_once_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let path = checkpoint::path_in(dir.path());
+    append(store.as_ref(), synthetic::token_family(0, NOW)).await;
+    let first = ReadModels::rebuild(store.as_ref(), None, |_| {})
+        .await
+        .unwrap();
+    checkpoint::save(&path, &first).unwrap();
+    busy_history(&store).await;
+    let second = ReadModels::rebuild(store.as_ref(), None, |_| {})
+        .await
+        .unwrap();
+    assert!(second.position > first.position);
+
+    let written = checkpoint::write(&path, &second).unwrap();
+    assert_eq!(checkpoint::read(&path).unwrap(), first, "not yet committed");
+    written.commit().unwrap();
+    assert_eq!(checkpoint::read(&path).unwrap(), second);
+    assert!(
+        !path.with_extension("tmp").exists(),
+        "the temporary file became the checkpoint"
+    );
+}
+
 /// What the token model says of a grant while one of its refresh tokens is in use decides
 /// a refresh as the grant's folded stream does, at the same version, for every refresh token
 /// of a busy history and for its own client and another; where the model says nothing (the
