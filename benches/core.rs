@@ -1,7 +1,7 @@
 //! Criterion benchmarks of the event-sourced core: durable appends under concurrency (group
 //! commit), projection rebuild rate, start-up with a million events in the log, writing a
-//! checkpoint of them, and loading
-//! a busy grant's aggregate from its stream (exchanged or refreshed 10,000 times).
+//! checkpoint of their read models, and loading a busy grant's aggregate from its stream
+//! (exchanged or refreshed 10,000 times).
 //!
 //! `cargo bench --bench core`; logs live under the target directory (a real disk: fdatasync
 //! is not free there, unlike on a tmpfs).
