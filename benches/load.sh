@@ -11,6 +11,9 @@
 #   -t  wrk threads (default 2)                       -w  warm-up seconds (default 2)
 #   -s  comma-separated scenarios (default all, in this order):
 #       discovery,introspect,client_credentials,exchange,code_flow,refresh,code_flow_oidc,refresh_oidc
+#       and, only when named, introspect_beside_issuance: introspection while a second wrk
+#       issues client_credentials tokens (its line, issuance_beside, follows), each with half
+#       the connections and one thread
 #       code_flow and refresh are OAuth grants, as an MCP client holds them (no `openid` scope);
 #       the _oidc twins ask for `openid` too, so every response also carries an RS256 ID token
 #   -P  also load node-oidc-provider with the same wrk settings (discovery, introspect,
@@ -52,7 +55,7 @@ user_token="$(user_token "$gateway")"
 run() { # name wrk-env...
   local name="$1"; shift
   local path="/.well-known/openid-configuration"
-  case "$name" in introspect) path=/introspect ;; client_credentials|exchange|refresh*) path=/token ;; code_flow*) path=/ ;; esac
+  case "$name" in introspect*) path=/introspect ;; client_credentials|exchange|refresh*) path=/token ;; code_flow*) path=/ ;; esac
   if [ "$WARMUP" != 0 ] && [[ "$name" != refresh* ]]; then
     env "$@" LOAD_NAME="$name" LOAD_THREADS="$THREADS" wrk -t"$THREADS" -c"$CONNS" -d"${WARMUP}s" -s benches/load/scenario.lua "$base$path" >/dev/null
   fi
@@ -76,6 +79,13 @@ for name in "${wanted[@]}"; do
     introspect) run introspect LOAD_SCENARIO=form LOAD_AUTH="$basic" LOAD_BODY="token=$user_token" ;;
     client_credentials) run client_credentials LOAD_SCENARIO=form LOAD_AUTH="$basic" LOAD_BODY="grant_type=client_credentials" ;;
     exchange) run exchange LOAD_SCENARIO=form LOAD_AUTH="$basic" LOAD_BODY="$exchange_body" ;;
+    introspect_beside_issuance) (
+      CONNS=$((CONNS / 2)) THREADS=1
+      env LOAD_SCENARIO=form LOAD_AUTH="$basic" LOAD_BODY="grant_type=client_credentials" LOAD_NAME=issuance_beside \
+        LOAD_THREADS=1 wrk -t1 -c"$CONNS" -d"$((WARMUP + DUR + 1))s" --latency -s benches/load/scenario.lua "$base/token" > "$work/beside.txt" &
+      issuer=$!
+      run introspect_beside_issuance LOAD_SCENARIO=form LOAD_AUTH="$basic" LOAD_BODY="token=$user_token"
+      wait "$issuer"; grep -E '^(RESULT|SAMPLE)' "$work/beside.txt" ) ;;
     code_flow|code_flow_oidc)
       authorize="$oauth_authorize"; [ "$name" = code_flow ] || authorize="$oidc_authorize"
       run "$name" LOAD_SCENARIO=code_flow LOAD_AUTH="$basic" LOAD_AUTHORIZE="$authorize" \
@@ -93,13 +103,14 @@ echo
 echo "warrant $(git rev-parse --short HEAD), $(date -u +%Y-%m-%d), $(nproc) cores, wrk -t$THREADS -c$CONNS -d${DUR}s"
 awk '
   /^RESULT/ {
+    delete f
     for (i = 2; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
     if (f["scenario"] == "discovery") floor = f["rps"]
-    rows[++n] = sprintf("%-20s %10s %9s %9s %9s %8s %7s %7s %7s %9s %9s", f["scenario"], f["rps"], f["p50_ms"], f["p99_ms"], f["p999_ms"], f["non2xx"] + f["errors"], "RATIO" n, f["cpu_s"], f["wrk_cpu_s"], f["peak_rss_mib"], f["rss_mib"])
+    rows[++n] = sprintf("%-26s %10s %9s %9s %9s %8s %7s %7s %7s %9s %9s", f["scenario"], f["rps"], f["p50_ms"], f["p99_ms"], f["p999_ms"], f["non2xx"] + f["errors"], "RATIO" n, f["cpu_s"], f["wrk_cpu_s"], f["peak_rss_mib"], f["rss_mib"])
     rps[n] = f["rps"]; bad += f["non2xx"] + f["errors"]
   }
   END {
-    printf "%-20s %10s %9s %9s %9s %8s %7s %7s %7s %9s %9s\n", "scenario", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "errors", "/disc", "cpu s", "wrk s", "peak MiB", "rss MiB"
+    printf "%-26s %10s %9s %9s %9s %8s %7s %7s %7s %9s %9s\n", "scenario", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "errors", "/disc", "cpu s", "wrk s", "peak MiB", "rss MiB"
     for (i = 1; i <= n; i++) {
       ratio = floor ? sprintf("%.2f", rps[i] / floor) : "-"
       sub("RATIO" i, ratio, rows[i]); print rows[i]
