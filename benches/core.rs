@@ -1,7 +1,7 @@
 //! Criterion benchmarks of the event-sourced core: durable appends under concurrency (group
 //! commit), projection rebuild rate, start-up with a million events in the log, writing a
-//! checkpoint of their read models, and loading a busy grant's aggregate from its stream
-//! (exchanged or refreshed 10,000 times).
+//! checkpoint of their read models, loading a busy grant's aggregate from its stream
+//! (exchanged or refreshed 10,000 times), and the token model's sweep of expired tokens.
 //!
 //! `cargo bench --bench core`; logs live under the target directory (a real disk: fdatasync
 //! is not free there, unlike on a tmpfs).
@@ -18,6 +18,7 @@ use warrant::config::ServeConfig;
 use warrant::events::contract::sample;
 use warrant::events::filelog::{FileLog, FileLogOptions};
 use warrant::events::{Event, EventStore, ExpectedVersion, NewEvent, synthetic};
+use warrant::projections::tokens::Tokens;
 use warrant::projections::{ReadModels, checkpoint};
 
 const NOW: Timestamp = Timestamp(1_795_000_000_000);
@@ -269,12 +270,48 @@ fn grant_load(c: &mut Criterion) {
     group.finish();
 }
 
+/// The token model's sweep, which runs under the read models' write lock: a model of
+/// 500,000 token families (an access token for an hour and a refresh token for 30 days
+/// each, 1,000,000 records), then the first event three hours on (the access tokens go) or
+/// 31 days on (every token goes, and every grant with them).
+fn token_sweep(c: &mut Criterion) {
+    const FAMILIES: usize = 500_000;
+    let model = || {
+        let mut tokens = Tokens::default();
+        let mut position = 0;
+        for i in 0..FAMILIES {
+            for new in synthetic::token_family(i, NOW).1 {
+                position += 1;
+                tokens.apply(&synthetic::envelope(position, new));
+            }
+        }
+        (tokens, position)
+    };
+    let mut group = c.benchmark_group("token_sweep_500k_families");
+    group.sample_size(10);
+    for (name, hours) in [("access_tokens_forgotten", 3), ("all_forgotten", 31 * 24)] {
+        let later = synthetic::token_family(FAMILIES, NOW.plus_seconds(hours * 3600)).1;
+        group.bench_function(name, |b| {
+            b.iter_batched(
+                model,
+                |(mut tokens, position)| {
+                    tokens.apply(&synthetic::envelope(position + 1, later[0].clone()));
+                    tokens
+                },
+                BatchSize::LargeInput,
+            )
+        });
+    }
+    group.finish();
+}
+
 criterion_group!(
     benches,
     durable_appends,
     projection_rebuild,
     startup,
     checkpoint_writes,
-    grant_load
+    grant_load,
+    token_sweep
 );
 criterion_main!(benches);

@@ -42,10 +42,23 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
-/// `event` as folded at `position`.
-fn envelope(position: u64, event: Event) -> Envelope {
-    let new = NewEvent::new(event, Timestamp(1_795_000_000_000), Uuid::nil());
-    synthetic::envelope(position, new)
+/// When the measured families are recorded.
+const NOW: Timestamp = Timestamp(1_795_000_000_000);
+
+/// `event` as folded at `position`, recorded at `time`.
+fn envelope(position: u64, event: Event, time: Timestamp) -> Envelope {
+    synthetic::envelope(position, NewEvent::new(event, time, Uuid::nil()))
+}
+
+/// Read models that folded client-credentials families `0..n`, recorded at [`NOW`].
+fn models_of(n: usize) -> ReadModels {
+    let mut models = ReadModels::default();
+    for i in 0..n {
+        for (j, event) in family(i, NOW).into_iter().enumerate() {
+            models.apply(&envelope((2 * i + j + 1) as u64, event, NOW));
+        }
+    }
+    models
 }
 
 /// The two events of client-credentials family `i`: its grant and its access token.
@@ -87,7 +100,7 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return; // `cargo bench -- --list` and `cargo test --benches` probe with this
     }
-    let now = Timestamp(1_795_000_000_000);
+    let now = NOW;
     for n in [100_000usize, 1_000_000] {
         let (bytes, tokens) = measure(|| {
             let mut tokens = Tokens::default();
@@ -95,7 +108,7 @@ fn main() {
             for i in 0..n {
                 for event in family(i, now) {
                     position += 1;
-                    tokens.apply(&envelope(position, event));
+                    tokens.apply(&envelope(position, event, now));
                 }
             }
             tokens
@@ -111,23 +124,28 @@ fn main() {
     // Per client-credentials grant (2 events, one stream) in each part of the memory.
     let n = 200_000;
     let grant_index_bytes = index_bytes(n, 2);
-    let (models_bytes, models) = measure(|| {
-        let mut models = ReadModels::default();
-        let mut position = 0;
-        for i in 0..n {
-            for event in family(i, now) {
-                position += 1;
-                models.apply(&envelope(position, event));
-            }
-        }
-        models
-    });
+    let (models_bytes, models) = measure(|| models_of(n));
     drop(models);
     let per = |bytes: usize| bytes as f64 / n as f64;
     println!(
         "per client-credentials grant ({n} grants): log index {:.0} bytes, all read models {:.0} bytes",
         per(grant_index_bytes),
         per(models_bytes)
+    );
+    // Their tokens forgotten: one event three hours on, when every token of theirs has been
+    // expired for over an hour, starts the sweep.
+    let (forgotten_bytes, models) = measure(|| {
+        let mut models = models_of(n);
+        let later = NOW.plus_seconds(3 * 3600);
+        let [created, _] = family(n, later);
+        models.apply(&envelope(2 * n as u64 + 1, created, later));
+        models
+    });
+    assert_eq!(models.tokens.len(), 0);
+    drop(models);
+    println!(
+        "per client-credentials grant whose token was forgotten ({n} grants): all read models {:.0} bytes",
+        per(forgotten_bytes)
     );
     println!(
         "log index per three-event stream (a code flow's session or grant; {n} streams): {:.0} bytes",

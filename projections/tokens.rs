@@ -14,8 +14,9 @@
 //! every token ever issued: when an event's time enters a new hour, the records that expired
 //! more than an hour before it are dropped, but only once they are a quarter of all records
 //! (dropping rebuilds the slab and its indexes, so each rebuild is paid for by the tokens it
-//! forgets). The sweep depends on the events alone, so a live model and one rebuilt from the
-//! log forget the same tokens at the same event. An introspection answers a forgotten token
+//! forgets). A grant goes with the last of its tokens: none of them can be presented again,
+//! so nothing can be asked of it. The sweep depends on the events alone, so a live model and
+//! one rebuilt from the log forget the same tokens and grants at the same event. An introspection answers a forgotten token
 //! as it answers an expired one: inactive.
 
 use super::interner::{Distinct, Interner, Sym};
@@ -530,7 +531,8 @@ impl Tokens {
         Some(grant)
     }
 
-    /// Forgets the records expiring before hour `cutoff`, if they are a quarter of all.
+    /// Forgets the records expiring before hour `cutoff`, if they are a quarter of all, and
+    /// each grant all of whose records it forgets.
     fn sweep(&mut self, cutoff: u32) {
         let expired: usize = self
             .expiring
@@ -540,15 +542,48 @@ impl Tokens {
         if expired == 0 || expired * 4 < self.records.len() {
             return;
         }
+        // A grant goes with the last of its tokens: none of them can be presented again, so
+        // nothing can be asked of it; a grant that never had a token stays.
+        const FORGOTTEN: u8 = 1;
+        const KEPT: u8 = 2;
+        let mut tokens_of = vec![0u8; self.grants.len()];
         let mut kept = Chunked::default();
         for record in self.records.iter() {
             if hour(record.expires_at) >= cutoff {
+                tokens_of[record.grant as usize] |= KEPT;
                 kept.push(record.clone());
+            } else {
+                tokens_of[record.grant as usize] |= FORGOTTEN;
+            }
+        }
+        let dead = |grant: usize| tokens_of[grant] == FORGOTTEN;
+        if (0..tokens_of.len()).any(dead) {
+            let renumbered = self.forget_grants(dead);
+            for i in 0..kept.len() {
+                let grant = &mut kept[i].grant;
+                *grant = renumbered[*grant as usize];
             }
         }
         self.records = kept;
         self.expiring = self.expiring.split_off(&cutoff);
         self.reindex_records();
+    }
+
+    /// Drops the grants `dead` picks (by index), keeping the others in order, and indexes
+    /// them anew; returns the new index of each old one (a dropped grant's is that of the
+    /// next kept one, unused).
+    fn forget_grants(&mut self, dead: impl Fn(usize) -> bool) -> Vec<u32> {
+        let mut renumbered = Vec::with_capacity(self.grants.len());
+        let mut kept = Chunked::default();
+        for (index, grant) in self.grants.iter().enumerate() {
+            renumbered.push(kept.len() as u32);
+            if !dead(index) {
+                kept.push(grant.clone());
+            }
+        }
+        self.grants = kept;
+        self.reindex_grants();
+        renumbered
     }
 
     /// The token indexes (by hash and `jti`) anew, after the records changed places.
@@ -562,6 +597,11 @@ impl Tokens {
 
     fn rebuild_indexes(&mut self) {
         self.reindex_records();
+        self.reindex_grants();
+    }
+
+    /// The grant index anew, after the grants changed places.
+    fn reindex_grants(&mut self) {
         self.by_grant = Sharded::with_capacity(self.grants.len());
         let (grants, hasher) = (&self.grants, &self.hasher);
         for (index, grant) in grants.iter().enumerate() {
@@ -667,10 +707,13 @@ mod tests {
         }
     }
 
+    /// A minute past `n` hours after the start of an hour.
+    fn hours(n: i64) -> Timestamp {
+        Timestamp(498_611 * 3_600_000).plus_seconds(n * 3600 + 60)
+    }
+
     #[test]
     fn expired_tokens_are_forgotten_once_they_are_a_quarter_and_the_rest_still_work() {
-        let start = Timestamp(498_611 * 3_600_000); // the start of an hour
-        let hours = |n: i64| start.plus_seconds(n * 3600 + 60);
         let (mut live, mut replayed) = (Tokens::default(), Tokens::default());
         let mut position = 0;
         fold([&mut live, &mut replayed], 0..100, hours(0), &mut position);
@@ -750,9 +793,66 @@ mod tests {
     }
 
     #[test]
+    fn a_grant_goes_with_the_last_of_its_tokens_and_the_others_stay_whole() {
+        let (mut live, mut replayed) = (Tokens::default(), Tokens::default());
+        let mut position = 0;
+        fold([&mut live, &mut replayed], 0..10, hours(0), &mut position);
+        // Thirty days on: the access tokens go, the refresh tokens keep their grants.
+        fold(
+            [&mut live, &mut replayed],
+            10..11,
+            hours(30 * 24),
+            &mut position,
+        );
+        assert_eq!((live.len(), live.grants.len()), (12, 11));
+        let first = live.by_hash(&SecretHash::of("rt-0")).unwrap().grant_id;
+        let later = live.by_hash(&SecretHash::of("rt-10")).unwrap();
+        let (later_grant, later_parties) = (later.grant_id, later.client_id.to_owned());
+
+        // A day later the first ten refresh tokens have expired too: their grants go, and
+        // family 10's grant, kept by its refresh token, moves to the front.
+        fold(
+            [&mut live, &mut replayed],
+            11..12,
+            hours(31 * 24),
+            &mut position,
+        );
+        assert_eq!((live.len(), live.grants.len()), (3, 2));
+        assert!(live.grant_parties(&first).is_none());
+        assert!(live.live_grants_of(&later_parties).contains(&later_grant));
+        let later = live.by_hash(&SecretHash::of("rt-10")).unwrap();
+        assert_eq!(later.grant_id, later_grant);
+        assert_eq!(later.client_id, later_parties);
+        assert_eq!(live.grant_parties(&later_grant).unwrap().0, later_parties);
+
+        // Revoking it revokes its token, and only that.
+        position += 1;
+        let revoked = GrantRevoked {
+            grant_id: later_grant,
+            reason: RevocationReason::Operator,
+        };
+        let revocation = envelope(
+            position,
+            NewEvent::new(revoked, hours(31 * 24), Uuid::nil()),
+        );
+        live.apply(&revocation);
+        replayed.apply(&revocation);
+        let status = |hash: &str| live.by_hash(&SecretHash::of(hash)).unwrap().status;
+        assert_eq!(status("rt-10"), TokenStatus::Revoked);
+        assert_eq!(status("rt-11"), TokenStatus::Active);
+        assert_eq!(status("at-11"), TokenStatus::Active);
+
+        assert_eq!(live, replayed);
+        let restored: Tokens = postcard::from_bytes(&postcard::to_stdvec(&live).unwrap()).unwrap();
+        assert_eq!(restored, live);
+        assert_eq!(
+            restored.by_hash(&SecretHash::of("rt-10")).unwrap(),
+            live.by_hash(&SecretHash::of("rt-10")).unwrap()
+        );
+    }
+
+    #[test]
     fn expired_tokens_under_a_quarter_of_all_wait_for_a_later_sweep() {
-        let start = Timestamp(498_611 * 3_600_000);
-        let hours = |n: i64| start.plus_seconds(n * 3600 + 60);
         let (mut tokens, mut again) = (Tokens::default(), Tokens::default());
         let mut position = 0;
         fold([&mut tokens, &mut again], 0..10, hours(0), &mut position);
