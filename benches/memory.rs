@@ -1,6 +1,7 @@
 //! Bytes of heap per active token in the token read model, per client-credentials grant in
-//! each part of a running warrant's memory (the log's index and every read model), and per
-//! three-event stream in the log's index, measured with a counting allocator:
+//! each part of a running warrant's memory (the log's index and every read model), left in
+//! the read models by such a grant once its token is forgotten, and per three-event stream in
+//! the log's index, measured with a counting allocator:
 //! `cargo bench --bench memory`.
 //!
 //! Each token is a client-credentials-like family (one grant, one access token), the worst
