@@ -16,8 +16,8 @@
 //! (dropping rebuilds the slab and its indexes, so each rebuild is paid for by the tokens it
 //! forgets). A grant goes with the last of its tokens: none of them can be presented again,
 //! so nothing can be asked of it. The sweep depends on the events alone, so a live model and
-//! one rebuilt from the log forget the same tokens and grants at the same event. An introspection answers a forgotten token
-//! as it answers an expired one: inactive.
+//! one rebuilt from the log forget the same tokens and grants at the same event. An
+//! introspection answers a forgotten token as it answers an expired one: inactive.
 
 use super::interner::{Distinct, Interner, Sym};
 use crate::events::{
@@ -542,8 +542,8 @@ impl Tokens {
         if expired == 0 || expired * 4 < self.records.len() {
             return;
         }
-        // A grant goes with the last of its tokens: none of them can be presented again, so
-        // nothing can be asked of it; a grant that never had a token stays.
+        // Each grant's records are marked kept or forgotten: a grant whose every record goes
+        // goes too; one that never had a record stays.
         const FORGOTTEN: u8 = 1;
         const KEPT: u8 = 2;
         let mut tokens_of = vec![0u8; self.grants.len()];
@@ -807,7 +807,7 @@ mod tests {
         assert_eq!((live.len(), live.grants.len()), (12, 11));
         let first = live.by_hash(&SecretHash::of("rt-0")).unwrap().grant_id;
         let later = live.by_hash(&SecretHash::of("rt-10")).unwrap();
-        let (later_grant, later_parties) = (later.grant_id, later.client_id.to_owned());
+        let (later_grant, later_client) = (later.grant_id, later.client_id.to_owned());
 
         // A day later the first ten refresh tokens have expired too: their grants go, and
         // family 10's grant, kept by its refresh token, moves to the front.
@@ -819,11 +819,11 @@ mod tests {
         );
         assert_eq!((live.len(), live.grants.len()), (3, 2));
         assert!(live.grant_parties(&first).is_none());
-        assert!(live.live_grants_of(&later_parties).contains(&later_grant));
+        assert!(live.live_grants_of(&later_client).contains(&later_grant));
         let later = live.by_hash(&SecretHash::of("rt-10")).unwrap();
         assert_eq!(later.grant_id, later_grant);
-        assert_eq!(later.client_id, later_parties);
-        assert_eq!(live.grant_parties(&later_grant).unwrap().0, later_parties);
+        assert_eq!(later.client_id, later_client);
+        assert_eq!(live.grant_parties(&later_grant).unwrap().0, later_client);
 
         // Revoking it revokes its token, and only that.
         position += 1;
