@@ -101,15 +101,14 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return; // `cargo bench -- --list` and `cargo test --benches` probe with this
     }
-    let now = NOW;
     for n in [100_000usize, 1_000_000] {
         let (bytes, tokens) = measure(|| {
             let mut tokens = Tokens::default();
             let mut position = 0;
             for i in 0..n {
-                for event in family(i, now) {
+                for event in family(i, NOW) {
                     position += 1;
-                    tokens.apply(&envelope(position, event, now));
+                    tokens.apply(&envelope(position, event, NOW));
                 }
             }
             tokens
