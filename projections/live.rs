@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 const FOLD_BATCH: usize = 4096;
 
 /// When the follower writes checkpoints. Writing one holds the models' read lock for as
-/// long as serializing them takes (about 90 ms for the models of a million events; syncing
+/// long as serializing them takes (about 80 ms for the models of a million events; syncing
 /// the file comes after, on another thread), and the follower folds nothing meanwhile, so
 /// every answer waiting for its write to become visible waits too: checkpoints wait for a
 /// quiet moment.
