@@ -14,7 +14,7 @@ pub mod index;
 pub mod recovery;
 pub mod writer;
 
-use self::index::{Index, Run, Segment};
+use self::index::{Index, Run, Segment, Spill};
 pub use self::recovery::TornTail;
 use self::writer::{AppendRequest, Writer};
 use super::envelope::{Envelope, NewEvent, RecordError, hash_body, parse_body, prev_hash_of};
@@ -50,6 +50,8 @@ pub struct FileLogOptions {
     pub node: String,
     /// Size at which a new segment is started.
     pub segment_bytes: u64,
+    /// How many streams the index keeps in memory before it moves them to disk.
+    pub index_streams_in_memory: usize,
 }
 
 impl FileLogOptions {
@@ -59,6 +61,7 @@ impl FileLogOptions {
             mode: OpenMode::ReadWrite,
             node: node.into(),
             segment_bytes: DEFAULT_SEGMENT_BYTES,
+            index_streams_in_memory: Spill::STREAMS,
         }
     }
 
@@ -68,6 +71,7 @@ impl FileLogOptions {
             mode: OpenMode::ReadOnly,
             node: String::new(),
             segment_bytes: DEFAULT_SEGMENT_BYTES,
+            index_streams_in_memory: Spill::STREAMS,
         }
     }
 }
@@ -148,24 +152,34 @@ impl FileLog {
             OpenMode::ReadOnly => None,
         };
         let segments = recovery::list_segments(&segment_dir)?;
-        let mut recovered = recovery::scan(&segments)?;
+        let spill = Spill {
+            dir: match options.mode {
+                OpenMode::ReadWrite => dir.to_owned(),
+                OpenMode::ReadOnly => std::env::temp_dir(),
+            },
+            streams: options.index_streams_in_memory,
+        };
+        let mut recovered = recovery::scan(&segments, spill)?;
         let head = recovered.index.head();
+        let tail = match options.mode {
+            OpenMode::ReadWrite => Some(open_tail(&segment_dir, &mut recovered, head)?),
+            OpenMode::ReadOnly => None,
+        };
         let (head_tx, _) = watch::channel(head);
         let mut log = FileLog {
             shared: Arc::new(Shared {
-                segment_dir: segment_dir.clone(),
-                index: RwLock::new(Index::default()),
+                segment_dir,
+                index: RwLock::new(recovered.index),
                 head: head_tx,
                 failure: Mutex::new(None),
                 recent: Mutex::new(VecDeque::new()),
             }),
             queue: None,
-            torn_tail: recovered.torn_tail.clone(),
+            torn_tail: recovered.torn_tail,
             _lock: lock,
         };
-        if options.mode == OpenMode::ReadWrite {
-            let tail = open_tail(&segment_dir, &mut recovered, head)?;
-            if let Some(torn) = &recovered.torn_tail {
+        if let Some(tail) = tail {
+            if let Some(torn) = &log.torn_tail {
                 tracing::warn!(
                     segment = %torn.segment.display(),
                     offset = torn.offset,
@@ -191,7 +205,6 @@ impl FileLog {
                 .map_err(StoreError::io("starting the log writer thread"))?;
             log.queue = Some(tx);
         }
-        *log.shared.index.write().unwrap() = recovered.index;
         Ok(log)
     }
 
@@ -392,7 +405,9 @@ impl EventStore for FileLog {
     ) -> Result<StreamEvents, StoreError> {
         let (runs, version) = {
             let index = self.shared.index.read().unwrap();
-            let (positions, version) = index.stream_positions(stream, from_version);
+            let (positions, version) = index
+                .stream_positions(stream, from_version)
+                .map_err(StoreError::io("reading the log index"))?;
             let mut runs = Vec::new();
             for (first, last) in consecutive(&positions) {
                 runs.extend(

@@ -8,7 +8,7 @@
 //! segment and offset. Nothing is ever skipped silently.
 
 use super::frame::{self, FrameError};
-use super::index::{Index, Location};
+use super::index::{Index, Location, Spill};
 use crate::events::StoreError;
 use crate::events::envelope::{self, ChainHash};
 use std::fs;
@@ -71,8 +71,8 @@ pub fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, StoreError> {
 }
 
 /// Reads every segment in order and rebuilds the index.
-pub fn scan(segments: &[(u64, PathBuf)]) -> Result<Recovered, StoreError> {
-    let mut index = Index::default();
+pub fn scan(segments: &[(u64, PathBuf)], spill: Spill) -> Result<Recovered, StoreError> {
+    let mut index = Index::new(spill).map_err(StoreError::io("starting the log index"))?;
     let mut last_hash = [0u8; 32];
     let mut last_segment_len = 0;
     let mut torn_tail = None;
@@ -135,7 +135,9 @@ pub fn scan(segments: &[(u64, PathBuf)]) -> Result<Recovered, StoreError> {
                     ),
                 ));
             }
-            let stream_version = index.stream_version(raw.stream);
+            let stream_version = index
+                .stream_version(raw.stream)
+                .map_err(StoreError::io("reading the log index"))?;
             if raw.version != stream_version + 1 {
                 return Err(corrupt(
                     offset,
@@ -148,6 +150,7 @@ pub fn scan(segments: &[(u64, PathBuf)]) -> Result<Recovered, StoreError> {
             last_hash = envelope::hash_body(body);
             index.push(
                 raw.stream,
+                raw.version,
                 Location {
                     offset: offset as u32,
                     len: body.len() as u32,

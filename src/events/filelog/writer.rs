@@ -146,8 +146,9 @@ impl Writer {
         {
             let mut index = self.shared.index.write().unwrap();
             for p in &placed {
-                for location in &p.locations {
-                    index.push(&p.stream, *location);
+                let first_version = p.appended.stream_version + 1 - p.locations.len() as u64;
+                for (version, location) in (first_version..).zip(&p.locations) {
+                    index.push(&p.stream, version, *location);
                 }
             }
         }
@@ -175,10 +176,17 @@ impl Writer {
         let mut conflicts = Conflicts(Vec::new());
         let index = self.shared.index.read().unwrap();
         for request in batch {
-            let current = pending
-                .get(&request.stream)
-                .copied()
-                .unwrap_or_else(|| index.stream_version(&request.stream));
+            let current = match pending.get(&request.stream) {
+                Some(&version) => version,
+                None => match index.stream_version(&request.stream) {
+                    Ok(version) => version,
+                    Err(err) => {
+                        let err = StoreError::io("reading the log index")(err);
+                        let _ = request.reply.send(Err(err));
+                        continue;
+                    }
+                },
+            };
             if let ExpectedVersion::Exact(expected) = request.expected
                 && expected != current
             {
