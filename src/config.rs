@@ -1,6 +1,7 @@
 //! Configuration of a running warrant, and the defaults of the embedded run.
 
 use crate::capabilities::Rules;
+use crate::events::filelog::index::Spill;
 use crate::identity::Profile;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -27,6 +28,8 @@ pub struct ServeConfig {
     pub key_rotation: Option<Duration>,
     /// Write a projection checkpoint after this many events.
     pub checkpoint_every: u64,
+    /// Streams the log's index keeps in memory before it moves them to disk.
+    pub index_streams_in_memory: usize,
     /// Most actors of each kind kept live. A live actor costs about 850 bytes and saves only
     /// the read of its stream's few events on its next command, so this stays small.
     pub actor_capacity: usize,
@@ -51,6 +54,7 @@ impl ServeConfig {
             max_body: 16 * 1024,
             key_rotation: Some(Duration::from_secs(90 * 86_400)),
             checkpoint_every: 100_000,
+            index_streams_in_memory: Spill::STREAMS,
             actor_capacity: 1_000,
             actor_idle: Duration::from_secs(60),
         }

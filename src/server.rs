@@ -97,7 +97,11 @@ pub enum StartError {
 /// node's public keys if the log does not have them yet.
 pub async fn build(config: ServeConfig) -> Result<Warrant, StartError> {
     let started = Instant::now();
-    let log = FileLog::open(&config.dir, FileLogOptions::writer(config.node.clone()))?;
+    let options = FileLogOptions {
+        index_streams_in_memory: config.index_streams_in_memory,
+        ..FileLogOptions::writer(config.node.clone())
+    };
+    let log = FileLog::open(&config.dir, options)?;
     let store: Arc<dyn EventStore> = Arc::new(log);
     let head = *store.head().borrow();
     let mut models = checkpoint::load_for(&checkpoint::path_in(&config.dir), store.as_ref()).await;

@@ -3,6 +3,7 @@
 use super::{StoreArgs, fail, shutdown_signal};
 use crate::capabilities::Rules;
 use crate::config::{IdentityConfig, ServeConfig, default_local_user, default_node};
+use crate::events::filelog::index::Spill;
 use crate::identity::{DEFAULT_SOCKET, Profile};
 use clap::{Args, ValueEnum};
 use std::io::Write;
@@ -100,6 +101,10 @@ pub struct ServeArgs {
     /// the last), at the next second without appends, or at the latest ten minutes later.
     #[arg(long, env = "WARRANT_CHECKPOINT_EVERY", default_value_t = 100_000)]
     checkpoint_every: u64,
+    /// Streams the event log's index keeps in memory (about 48 bytes each); the others are
+    /// in its tables on disk.
+    #[arg(long, env = "WARRANT_INDEX_STREAMS_IN_MEMORY", default_value_t = Spill::STREAMS)]
+    index_streams_in_memory: usize,
 }
 
 /// A tsidp environment variable's value, when set and not empty.
@@ -220,6 +225,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
         node: args.node.unwrap_or_else(default_node),
         issuer,
         checkpoint_every: args.checkpoint_every.max(1),
+        index_streams_in_memory: args.index_streams_in_memory.max(1),
         identity,
         funnel: args.funnel,
         enable_sts: args.enable_sts,
