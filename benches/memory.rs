@@ -12,7 +12,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use uuid::Uuid;
 use warrant::clock::Timestamp;
-use warrant::events::filelog::index::{Index, Location, Spill};
+use warrant::events::filelog::index::{Index, Location, Segment, Spill};
 use warrant::events::{
     AccessTokenIssued, Envelope, Event, GrantCreated, GrantOrigin, NewEvent, synthetic,
 };
@@ -161,6 +161,7 @@ fn index_bytes(streams: usize, events: usize) -> usize {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let (bytes, index) = measure(|| {
         let mut index = Index::new(Spill::to(dir.path())).expect("an index");
+        index.add_segment(Segment::new(1, dir.path().join("segment")));
         for i in 0..streams {
             let stream = format!("grant-{}", Uuid::from_u128(i as u128 + 1));
             for version in 1..=events as u64 {

@@ -215,7 +215,7 @@ impl FileLog {
 
     /// How many segment files the log has.
     pub fn segment_count(&self) -> usize {
-        self.shared.index.read().unwrap().segments.len()
+        self.shared.index.read().unwrap().segments().len()
     }
 
     /// How many streams the log has.
@@ -313,7 +313,7 @@ fn open_tail(
     head: u64,
 ) -> Result<Arc<File>, StoreError> {
     let index = &mut recovered.index;
-    if index.segments.is_empty() {
+    if index.segments().is_empty() {
         let path = segment_dir.join(recovery::segment_name(1));
         let file = OpenOptions::new()
             .read(true)
@@ -324,12 +324,10 @@ fn open_tail(
         sync_dir(segment_dir)
             .map_err(StoreError::io(format!("syncing {}", segment_dir.display())))?;
         let file = Arc::new(file);
-        index
-            .segments
-            .push(Segment::with_file(head + 1, path, file.clone()));
+        index.add_segment(Segment::with_file(head + 1, path, file.clone()));
         return Ok(file);
     }
-    let last = index.segments.last().expect("not empty");
+    let last = index.segments().last().expect("not empty");
     let file = OpenOptions::new()
         .read(true)
         .write(true)

@@ -97,9 +97,7 @@ pub fn scan(segments: &[(u64, PathBuf)], spill: Spill) -> Result<Recovered, Stor
         if data.is_empty() && !is_last {
             return Err(corrupt(0, &"empty segment before the last one"));
         }
-        index
-            .segments
-            .push(super::index::Segment::new(*base, path.clone()));
+        index.add_segment(super::index::Segment::new(*base, path.clone()));
         let mut offset = 0;
         while offset < data.len() {
             let body = match frame::read(&data[offset..]) {

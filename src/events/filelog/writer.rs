@@ -259,8 +259,7 @@ impl Writer {
             .index
             .write()
             .unwrap()
-            .segments
-            .push(Segment::with_file(self.next_position, path, file.clone()));
+            .add_segment(Segment::with_file(self.next_position, path, file.clone()));
         self.file = file;
         self.size = 0;
         Ok(())

@@ -1,26 +1,28 @@
 //! The index of a file log: where each record lives and which records each stream holds.
 //! Rebuilt from the segments on every open; only the writer changes it.
 //!
-//! Each record's offset is kept in memory (4 bytes). The streams are kept in layers, as in a
-//! log-structured merge tree: those appended to lately in memory ([`streams`]), the rest in
-//! sorted tables on disk ([`table`]) that a thread of the index's own writes and merges
-//! ([`layers`]). So the memory a stream takes does not grow with every stream ever written:
-//! a stream on disk costs about 1.5 bytes of memory (its bit of a bloom filter and its share
-//! of the pages' first keys).
+//! Where each record starts is kept per segment ([`segment`]): in memory (4 bytes a record)
+//! for the last segment, in an unnamed file for the others. The streams are kept in layers,
+//! as in a log-structured merge tree: those appended to lately in memory ([`streams`]), the
+//! rest in sorted tables on disk ([`table`]) that a thread of the index's own writes and
+//! merges ([`layers`]). So the index's memory does not grow with every record and stream
+//! ever written: a stream on disk costs about 1.5 bytes of memory (its bits of a bloom filter
+//! and its share of the pages' first keys), a record on disk none.
 
 pub mod layers;
+pub mod segment;
 pub mod streams;
 pub mod table;
 
 use self::layers::Layers;
+pub use self::segment::Segment;
 use self::streams::{Entry, StreamKey, Streams};
-use crate::growth::Chunked;
 use hashbrown::DefaultHashBuilder;
 use std::fs::File;
 use std::hash::BuildHasher;
 use std::io;
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 /// Where a record's frame starts in its segment, and its body length. The index keeps only
 /// the offset: a frame ends where the next one starts, or where its segment ends.
@@ -32,58 +34,15 @@ pub struct Location {
     pub len: u32,
 }
 
-/// One segment file.
-#[derive(Debug)]
-pub struct Segment {
-    /// Position of its first record.
-    pub base: u64,
-    /// Its path.
-    pub path: PathBuf,
-    file: OnceLock<Arc<File>>,
-    /// Offset just past its last indexed frame.
-    end: u64,
-}
-
-impl Segment {
-    /// A segment not opened for reading yet.
-    pub fn new(base: u64, path: PathBuf) -> Segment {
-        Segment {
-            base,
-            path,
-            file: OnceLock::new(),
-            end: 0,
-        }
-    }
-
-    /// A segment with its file already open.
-    pub fn with_file(base: u64, path: PathBuf, file: Arc<File>) -> Segment {
-        let segment = Segment::new(base, path);
-        segment.keep_open(file);
-        segment
-    }
-
-    /// Reads through `file` from now on, unless the segment was opened for reading already.
-    pub fn keep_open(&self, file: Arc<File>) {
-        let _ = self.file.set(file);
-    }
-
-    /// The file, opened on first use.
-    pub fn file(&self) -> std::io::Result<Arc<File>> {
-        if let Some(file) = self.file.get() {
-            return Ok(file.clone());
-        }
-        let file = Arc::new(File::open(&self.path)?);
-        Ok(self.file.get_or_init(|| file).clone())
-    }
-}
-
 /// Every record's location and every stream's positions.
 #[derive(Debug)]
 pub struct Index {
     /// Segments ordered by base position.
-    pub segments: Vec<Segment>,
-    /// `offsets[p - 1]` is where position `p`'s frame starts in its segment.
-    offsets: Chunked<u32>,
+    segments: Vec<Segment>,
+    /// The last position indexed.
+    head: u64,
+    /// Where sealed segments' offsets and the streams' tables are written.
+    dir: PathBuf,
     /// The streams appended to since the in-memory layer was last frozen.
     recent: Streams,
     /// The layers below it: frozen ones being written to disk, and tables on disk.
@@ -157,7 +116,8 @@ impl Index {
         let hasher = DefaultHashBuilder::default();
         Ok(Index {
             segments: Vec::new(),
-            offsets: Chunked::default(),
+            head: 0,
+            dir: spill.dir.clone(),
             recent: Streams::default(),
             layers: Layers::new(spill.dir, hasher.clone())?,
             spill_at: spill.streams.max(1),
@@ -170,7 +130,20 @@ impl Index {
 
     /// The last position indexed (0 when empty).
     pub fn head(&self) -> u64 {
-        self.offsets.len() as u64
+        self.head
+    }
+
+    /// The segments, ordered by base position.
+    pub fn segments(&self) -> &[Segment] {
+        &self.segments
+    }
+
+    /// Adds the next segment, into which the next positions go; the last one is sealed.
+    pub fn add_segment(&mut self, segment: Segment) {
+        if let Some(last) = self.segments.last_mut() {
+            last.seal(&self.dir);
+        }
+        self.segments.push(segment);
     }
 
     /// How many events `stream` holds.
@@ -229,11 +202,10 @@ impl Index {
 
     /// Records the next position, the event at `version` of `stream`, in the last segment.
     pub fn push(&mut self, stream: &str, version: u64, location: Location) {
-        self.offsets.push(location.offset);
-        if let Some(segment) = self.segments.last_mut() {
-            segment.end = frame_end(location);
-        }
-        let position = self.head();
+        let segment = self.segments.last_mut().expect("a segment to index into");
+        segment.push(location.offset, frame_end(location));
+        self.head += 1;
+        let position = self.head;
         let key = self.key_or_new(stream);
         let hasher = &self.hasher;
         let hash = hasher.hash_one(key);
@@ -290,13 +262,13 @@ impl Index {
                 next_base.map_or(seg_last == self.head(), |base| seg_last + 1 == base);
             let end = match ends_segment {
                 true => segment.end,
-                false => u64::from(self.offsets[seg_last as usize]),
+                false => u64::from(segment.offset(seg_last + 1)?),
             };
             runs.push(Run {
                 file: segment.file()?,
                 path: segment.path.clone(),
                 first: position,
-                start: u64::from(self.offsets[(position - 1) as usize]),
+                start: u64::from(segment.offset(position)?),
                 end,
             });
             position = seg_last + 1;
@@ -314,12 +286,15 @@ mod tests {
 
     const AT: Location = Location { offset: 0, len: 1 };
 
+    /// An index of one segment (never read), spilling after `streams` streams.
     fn index(dir: &tempfile::TempDir, streams: usize) -> Index {
-        Index::new(Spill {
+        let mut index = Index::new(Spill {
             dir: dir.path().to_owned(),
             streams,
         })
-        .unwrap()
+        .unwrap();
+        index.add_segment(Segment::new(1, dir.path().join("segment")));
+        index
     }
 
     #[test]
