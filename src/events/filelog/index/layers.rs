@@ -16,6 +16,7 @@ use std::io;
 use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::sync::{Arc, RwLock};
+use std::time::Instant;
 
 /// The frozen layers and the tables, oldest first.
 #[derive(Debug, Default)]
@@ -137,17 +138,21 @@ impl Spiller {
             let Some(oldest) = oldest else {
                 return Ok(());
             };
-            let table = Table::write(
-                &self.dir,
-                oldest.len(),
-                oldest.sorted().map(Ok),
-                self.hash_of(),
-            )?;
-            {
+            let started = Instant::now();
+            let sorted = oldest.sorted().map(Ok);
+            let table = Table::write(&self.dir, oldest.len(), sorted, self.hash_of())?;
+            let elapsed = started.elapsed();
+            tracing::debug!(
+                streams = table.len(),
+                ?elapsed,
+                "log index: a table written"
+            );
+            let written = {
                 let mut stack = self.stack.write().unwrap();
-                stack.frozen.remove(0);
                 stack.tables.push(Arc::new(table));
-            }
+                stack.frozen.remove(0)
+            };
+            drop(written); // freed after the lock, which lookups wait on
             self.merge()?;
         }
     }
@@ -166,10 +171,22 @@ impl Spiller {
                     _ => return Ok(()),
                 }
             };
+            let started = Instant::now();
             let merged = Table::merge(&self.dir, &older, &newer, self.hash_of())?;
-            let mut stack = self.stack.write().unwrap();
-            let n = stack.tables.len();
-            stack.tables.splice(n - 2.., [Arc::new(merged)]);
+            let elapsed = started.elapsed();
+            tracing::debug!(
+                streams = merged.len(),
+                ?elapsed,
+                "log index: two tables merged"
+            );
+            let replaced: Vec<Arc<Table>> = {
+                let mut stack = self.stack.write().unwrap();
+                let n = stack.tables.len();
+                stack.tables.splice(n - 2.., [Arc::new(merged)]).collect()
+            };
+            // Closed after the lock: the kernel frees an unlinked file's pages on its last
+            // close, milliseconds for a large table, which no lookup should wait for.
+            drop((replaced, older, newer));
         }
     }
 }

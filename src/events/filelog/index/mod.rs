@@ -335,6 +335,29 @@ mod tests {
         assert_eq!(index.named.len(), 3);
     }
 
+    #[test]
+    fn streams_that_cannot_be_written_to_disk_stay_found_in_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut index = Index::new(Spill {
+            dir: dir.path().join("gone"),
+            streams: 4,
+        })
+        .unwrap();
+        index.add_segment(Segment::new(1, dir.path().join("segment")));
+        for n in 0..100 {
+            let stream = format!("grant-{}", uuid::Uuid::from_u128(n));
+            index.push(&stream, 1, AT);
+            index.push(&stream, 2, AT);
+        }
+        index.settle();
+        for n in 0..100u64 {
+            let stream = format!("grant-{}", uuid::Uuid::from_u128(n.into()));
+            let expected = (vec![2 * n + 1, 2 * n + 2], 2);
+            assert_eq!(index.stream_positions(&stream, 1).unwrap(), expected);
+        }
+        assert_eq!(index.stream_count(), 100);
+    }
+
     /// A history in which most streams are written once and a few all along (as grants that
     /// are exchanged or refreshed), read back at every stage: in memory, frozen, in tables
     /// being merged, against a plain map of what was pushed.
