@@ -1,7 +1,7 @@
 //! Bytes of heap per active token in the token read model, per client-credentials grant in
 //! each part of a running warrant's memory (the log's index and every read model), left in
-//! the read models by such a grant once its token is forgotten, and per three-event stream in
-//! the log's index, measured with a counting allocator:
+//! the read models by such a grant once its token is forgotten, and in all of the log's index
+//! for 200,000 and a million three-event streams, measured with a counting allocator:
 //! `cargo bench --bench memory`.
 //!
 //! Each token is a client-credentials-like family (one grant, one access token), the worst
@@ -121,9 +121,12 @@ fn main() {
         drop(tokens);
     }
 
-    // Per client-credentials grant (2 events, one stream) in each part of the memory.
+    // Per client-credentials grant (2 events, one stream) in each part of the memory. The
+    // log index keeps a fixed amount in memory (its in-memory layer, the last segment's
+    // offsets) and about a byte and a half per stream on disk: the figure is the difference
+    // between two sizes, per stream added.
     let n = 200_000;
-    let grant_index_bytes = index_bytes(n, 2);
+    let grant_index_bytes = (index_bytes(5 * n, 2) - index_bytes(n, 2)) / 4;
     let (models_bytes, models) = measure(|| models_of(n));
     drop(models);
     let per = |bytes: usize| bytes as f64 / n as f64;
@@ -149,22 +152,30 @@ fn main() {
     );
     for streams in [n, 5 * n] {
         println!(
-            "log index per three-event stream (a code flow's session or grant; {streams} streams): {:.1} bytes",
-            index_bytes(streams, 3) as f64 / streams as f64
+            "log index of {streams} three-event streams (a code flow's sessions or grants): {:.1} MiB",
+            index_bytes(streams, 3) as f64 / f64::from(1 << 20)
         );
     }
 }
 
-/// Heap bytes of a log index holding `streams` streams of `events` events each, once its
-/// full in-memory layers are on disk (in a temporary directory).
+/// Records in a segment: 64 MiB of 220-byte records, about what a token's events take.
+const SEGMENT_RECORDS: usize = 300_000;
+
+/// Heap bytes of a log index holding `streams` streams of `events` events each in segments
+/// of [`SEGMENT_RECORDS`], once its full in-memory layers are on disk (in a temporary
+/// directory).
 fn index_bytes(streams: usize, events: usize) -> usize {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let (bytes, index) = measure(|| {
         let mut index = Index::new(Spill::to(dir.path())).expect("an index");
-        index.add_segment(Segment::new(1, dir.path().join("segment")));
         for i in 0..streams {
             let stream = format!("grant-{}", Uuid::from_u128(i as u128 + 1));
             for version in 1..=events as u64 {
+                let position = index.head() + 1;
+                if position as usize % SEGMENT_RECORDS == 1 {
+                    let path = dir.path().join(position.to_string());
+                    index.add_segment(Segment::new(position, path));
+                }
                 let location = Location {
                     offset: 0,
                     len: 300,
