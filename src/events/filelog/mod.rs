@@ -411,7 +411,7 @@ impl EventStore for FileLog {
                 runs.extend(
                     index
                         .runs(first, last)
-                        .map_err(StoreError::io("opening a segment"))?,
+                        .map_err(StoreError::io("opening a segment or reading its offsets"))?,
                 );
             }
             (runs, version)
@@ -438,7 +438,7 @@ impl EventStore for FileLog {
             }
             index
                 .runs(from, last)
-                .map_err(StoreError::io("opening a segment"))?
+                .map_err(StoreError::io("opening a segment or reading its offsets"))?
         };
         let mut out = Vec::new();
         self.read_runs(runs, |_| true, &mut out)?;
