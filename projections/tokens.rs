@@ -95,99 +95,18 @@ mod hash_key_bytes {
     }
 }
 
-/// One token in 48 bytes: its kind, its status and whether it has a `jti` are kept in the
-/// top bits of its grant's number (see [`Flags`]).
+/// One token, compactly.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenRecord {
     #[serde(with = "hash_key_bytes")]
     hash: HashKey,
-    /// Its `jti`'s bytes, if [`Flags::JTI`] is set (zero otherwise).
-    #[serde(with = "hash_key_bytes")]
-    jti: [u8; 16],
+    jti: Option<Uuid>,
+    kind: TokenKind,
+    status: TokenStatus,
     issued_at: u32,
     expires_at: u32,
-    /// Its grant's number in the low [`Flags::GRANT_BITS`] bits, its flags above them.
-    grant_and_flags: u32,
+    grant: u32,
     facts: u32,
-}
-
-/// The flags in the top bits of [`TokenRecord::grant_and_flags`].
-struct Flags;
-
-impl Flags {
-    /// Bits of a grant's number: 268 million grants.
-    const GRANT_BITS: u32 = 28;
-    const GRANT: u32 = (1 << Flags::GRANT_BITS) - 1;
-    const REFRESH: u32 = 1 << 28;
-    const JTI: u32 = 1 << 29;
-    /// The status, in two bits.
-    const STATUS_SHIFT: u32 = 30;
-}
-
-impl TokenRecord {
-    fn new(
-        hash: HashKey,
-        jti: Option<Uuid>,
-        kind: TokenKind,
-        times: (u32, u32),
-        grant: u32,
-        facts: u32,
-    ) -> TokenRecord {
-        let mut record = TokenRecord {
-            hash,
-            jti: jti.map_or([0; 16], Uuid::into_bytes),
-            issued_at: times.0,
-            expires_at: times.1,
-            grant_and_flags: jti.map_or(0, |_| Flags::JTI),
-            facts,
-        };
-        if kind == TokenKind::Refresh {
-            record.grant_and_flags |= Flags::REFRESH;
-        }
-        record.set_grant(grant);
-        record
-    }
-
-    fn jti(&self) -> Option<Uuid> {
-        (self.grant_and_flags & Flags::JTI != 0).then(|| Uuid::from_bytes(self.jti))
-    }
-
-    fn kind(&self) -> TokenKind {
-        match self.grant_and_flags & Flags::REFRESH {
-            0 => TokenKind::Access,
-            _ => TokenKind::Refresh,
-        }
-    }
-
-    fn status(&self) -> TokenStatus {
-        match self.grant_and_flags >> Flags::STATUS_SHIFT {
-            0 => TokenStatus::Active,
-            1 => TokenStatus::Revoked,
-            _ => TokenStatus::Rotated,
-        }
-    }
-
-    fn set_status(&mut self, status: TokenStatus) {
-        let bits = match status {
-            TokenStatus::Active => 0,
-            TokenStatus::Revoked => 1,
-            TokenStatus::Rotated => 2,
-        };
-        let others = self.grant_and_flags & !(3 << Flags::STATUS_SHIFT);
-        self.grant_and_flags = others | bits << Flags::STATUS_SHIFT;
-    }
-
-    fn grant(&self) -> u32 {
-        self.grant_and_flags & Flags::GRANT
-    }
-
-    fn set_grant(&mut self, grant: u32) {
-        assert!(
-            grant <= Flags::GRANT,
-            "more than 2^28 grants in the token model"
-        );
-        self.grant_and_flags = self.grant_and_flags & !Flags::GRANT | grant;
-    }
 }
 
 /// A token's client, user, scope, audience and actor chain: shared by many tokens, so each
@@ -369,23 +288,23 @@ impl Tokens {
     pub fn by_jti(&self, jti: &Uuid) -> Option<TokenView<'_>> {
         let h = self.hasher.hash_one(jti);
         self.by_jti
-            .find(h, |&i| self.records[i as usize].jti() == Some(*jti))
+            .find(h, |&i| self.records[i as usize].jti.as_ref() == Some(jti))
             .map(|&i| self.view(i))
     }
 
     fn view(&self, index: u32) -> TokenView<'_> {
         let r = &self.records[index as usize];
-        let grant = &self.grants[r.grant() as usize];
+        let grant = &self.grants[r.grant as usize];
         let facts = self.token_facts.get(r.facts);
         TokenView {
-            kind: r.kind(),
-            status: match (r.status(), grant.revoked) {
+            kind: r.kind,
+            status: match (r.status, grant.revoked) {
                 (TokenStatus::Active, Some(_)) => TokenStatus::Revoked,
                 (status, _) => status,
             },
             grant_revoked: grant.revoked,
             grant_version: u64::from(grant.version),
-            jti: r.jti(),
+            jti: r.jti,
             grant_id: grant.id,
             client_id: self.strings.get(facts.client),
             subject: self.strings.get_opt(facts.subject),
@@ -566,14 +485,16 @@ impl Tokens {
             },
             act: self.strings.intern_opt(act.as_deref()),
         };
-        let record = TokenRecord::new(
-            hash_key(&issue.hash),
-            issue.jti,
-            issue.kind,
-            (issue.issued_at, issue.expires_at),
+        let record = TokenRecord {
+            hash: hash_key(&issue.hash),
+            jti: issue.jti,
+            kind: issue.kind,
+            status: TokenStatus::Active,
+            issued_at: issue.issued_at,
+            expires_at: issue.expires_at,
             grant,
-            self.token_facts.number(&facts, |f| *f),
-        );
+            facts: self.token_facts.number(&facts, |f| *f),
+        };
         count_expiry(&mut self.expiring, &record);
         let index = self.records.len() as u32;
         self.records.push(record);
@@ -588,17 +509,17 @@ impl Tokens {
             .insert_unique(hasher.hash_one(record.hash), index, |&i| {
                 hasher.hash_one(records[i as usize].hash)
             });
-        if let Some(jti) = record.jti() {
+        if let Some(jti) = record.jti {
             self.by_jti
                 .insert_unique(hasher.hash_one(jti), index, |&i| {
-                    hasher.hash_one(records[i as usize].jti().unwrap_or_default())
+                    hasher.hash_one(records[i as usize].jti.unwrap_or_default())
                 });
         }
     }
 
     fn set_status(&mut self, hash: &SecretHash, status: TokenStatus) {
         if let Some(i) = self.find_hash(hash) {
-            self.records[i as usize].set_status(status);
+            self.records[i as usize].status = status;
         }
     }
 
@@ -629,18 +550,18 @@ impl Tokens {
         let mut kept = Chunked::default();
         for record in self.records.iter() {
             if hour(record.expires_at) >= cutoff {
-                tokens_of[record.grant() as usize] |= KEPT;
+                tokens_of[record.grant as usize] |= KEPT;
                 kept.push(record.clone());
             } else {
-                tokens_of[record.grant() as usize] |= FORGOTTEN;
+                tokens_of[record.grant as usize] |= FORGOTTEN;
             }
         }
         let dead = |grant: usize| tokens_of[grant] == FORGOTTEN;
         if (0..tokens_of.len()).any(dead) {
             let renumbered = self.forget_grants(dead);
             for i in 0..kept.len() {
-                let record: &mut TokenRecord = &mut kept[i];
-                record.set_grant(renumbered[record.grant() as usize]);
+                let grant = &mut kept[i].grant;
+                *grant = renumbered[*grant as usize];
             }
         }
         self.records = kept;
@@ -752,43 +673,6 @@ mod tests {
     use crate::clock::Timestamp;
     use crate::events::synthetic::{self, envelope};
     use crate::events::{GrantRevoked, NewEvent};
-
-    #[test]
-    fn a_record_keeps_its_kind_status_and_jti_beside_its_grant_in_48_bytes() {
-        assert_eq!(std::mem::size_of::<TokenRecord>(), 48);
-        let jti = Uuid::from_u128(7);
-        let mut access = TokenRecord::new([1; 16], Some(jti), TokenKind::Access, (10, 20), 5, 9);
-        let mut refresh =
-            TokenRecord::new([2; 16], None, TokenKind::Refresh, (10, 20), Flags::GRANT, 9);
-        assert_eq!(
-            (access.kind(), access.jti(), access.grant()),
-            (TokenKind::Access, Some(jti), 5)
-        );
-        assert_eq!(
-            (refresh.kind(), refresh.jti(), refresh.grant()),
-            (TokenKind::Refresh, None, Flags::GRANT)
-        );
-        for status in [
-            TokenStatus::Revoked,
-            TokenStatus::Rotated,
-            TokenStatus::Active,
-        ] {
-            refresh.set_status(status);
-            access.set_status(status);
-            assert_eq!((refresh.status(), access.status()), (status, status));
-            assert_eq!(
-                (refresh.kind(), refresh.grant()),
-                (TokenKind::Refresh, Flags::GRANT)
-            );
-        }
-        refresh.set_status(TokenStatus::Rotated);
-        refresh.set_grant(3);
-        assert_eq!(
-            (refresh.grant(), refresh.status(), refresh.kind()),
-            (3, TokenStatus::Rotated, TokenKind::Refresh)
-        );
-        assert_eq!(refresh.jti(), None);
-    }
 
     #[test]
     fn hash_keys_are_one_byte_string_and_any_other_length_is_refused() {
