@@ -77,8 +77,8 @@ impl Layers {
             return Ok(Some(version));
         }
         for table in stack.tables.iter().rev() {
-            if let Some(entry) = table.get(key, hash)? {
-                return Ok(Some(entry.version));
+            if let Some(version) = table.version(key, hash)? {
+                return Ok(Some(version));
             }
         }
         Ok(None)

@@ -139,12 +139,15 @@ impl Streams {
         self.entries.is_empty()
     }
 
-    fn find(&self, key: StreamKey, hash: u64) -> Option<&Stream> {
+    /// The stream's number in `entries`.
+    fn number(&self, key: StreamKey, hash: u64) -> Option<u32> {
         let entries = &self.entries;
-        let n = self
-            .by_key
-            .find(hash, |&n| entries[n as usize].key == key)?;
-        Some(&self.entries[*n as usize])
+        let found = self.by_key.find(hash, |&n| entries[n as usize].key == key);
+        found.copied()
+    }
+
+    fn find(&self, key: StreamKey, hash: u64) -> Option<&Stream> {
+        Some(&self.entries[self.number(key, hash)? as usize])
     }
 
     /// The stream's version, if this layer holds any of its positions.
@@ -175,12 +178,7 @@ impl Streams {
         position: u64,
         hash_of: impl Fn(StreamKey) -> u64,
     ) {
-        let entries = &self.entries;
-        let found = self
-            .by_key
-            .find(hash, |&n| entries[n as usize].key == key)
-            .copied();
-        match found {
+        match self.number(key, hash) {
             Some(n) => self.entries[n as usize].push(version, position, &mut self.long),
             None => {
                 let n = self.entries.len() as u32;

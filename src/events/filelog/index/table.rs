@@ -82,18 +82,17 @@ fn encode(
     overflowed: &mut u64,
     out: &mut Vec<u8>,
 ) -> io::Result<()> {
-    let first = entry.positions[0];
-    let deltas: Option<Vec<u32>> = entry.positions[1..]
-        .iter()
-        .map(|p| u32::try_from(p - first).ok())
-        .collect();
-    let (first, later) = match deltas {
-        Some(deltas) if deltas.len() <= 2 => {
+    let (first, rest) = (entry.positions[0], &entry.positions[1..]);
+    let inline = rest.len() <= 2 && rest.iter().all(|p| u32::try_from(p - first).is_ok());
+    let (first, later) = match inline {
+        true => {
             let mut later = [0u32; 2];
-            later[..deltas.len()].copy_from_slice(&deltas);
+            for (slot, position) in later.iter_mut().zip(rest) {
+                *slot = (position - first) as u32;
+            }
             (first, later)
         }
-        _ => {
+        false => {
             for position in &entry.positions {
                 overflow.write_all(&position.to_le_bytes())?;
             }
@@ -207,6 +206,21 @@ impl Table {
 
     /// What the table holds of the stream with `key` (whose hash is `hash`).
     pub fn get(&self, key: StreamKey, hash: u64) -> io::Result<Option<Entry>> {
+        match self.find(key, hash)? {
+            Some(bytes) => self.decode(&bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The stream's version, if the table holds any of it: its entry alone is read, not its
+    /// positions in the overflow.
+    pub fn version(&self, key: StreamKey, hash: u64) -> io::Result<Option<u32>> {
+        Ok(self.find(key, hash)?.map(|bytes| u32_at(&bytes, 20)))
+    }
+
+    /// The encoded entry of the stream with `key`: one read of the page it would be in,
+    /// none if the bloom filter rules it out.
+    fn find(&self, key: StreamKey, hash: u64) -> io::Result<Option<[u8; ENTRY]>> {
         if !self.bloom.may_contain(hash) {
             return Ok(None);
         }
@@ -223,10 +237,8 @@ impl Table {
         let buf = &mut buf[..count * ENTRY];
         self.entries.read_exact_at(buf, (first * ENTRY) as u64)?;
         let (page, _) = buf.as_chunks::<ENTRY>();
-        match page.binary_search_by(|entry| key_of(entry).cmp(&key)) {
-            Ok(i) => self.decode(&page[i]).map(Some),
-            Err(_) => Ok(None),
-        }
+        let found = page.binary_search_by(|entry| key_of(entry).cmp(&key));
+        Ok(found.ok().map(|i| page[i]))
     }
 
     /// The entry encoded in `bytes`, its positions read from the overflow if they are there.
@@ -320,9 +332,14 @@ mod tests {
         assert!(table.fences.len() > 10, "several pages");
         for e in &entries {
             assert_eq!(table.get(e.key, hash_of(e.key)).unwrap().as_ref(), Some(e));
+            assert_eq!(
+                table.version(e.key, hash_of(e.key)).unwrap(),
+                Some(e.version)
+            );
         }
         for n in 1_000..3_000 {
             assert_eq!(table.get(key(n), hash_of(key(n))).unwrap(), None);
+            assert_eq!(table.version(key(n), hash_of(key(n))).unwrap(), None);
         }
         let mut sorted = entries;
         sorted.sort_by_key(|e| e.key);
