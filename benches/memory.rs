@@ -9,6 +9,7 @@
 //! in practice.
 
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use uuid::Uuid;
 use warrant::clock::Timestamp;
@@ -51,9 +52,11 @@ fn envelope(position: u64, event: Event, time: Timestamp) -> Envelope {
     synthetic::envelope(position, NewEvent::new(event, time, Uuid::nil()))
 }
 
-/// Read models that folded client-credentials families `0..n`, recorded at [`NOW`].
-fn models_of(n: usize) -> ReadModels {
+/// Read models that folded client-credentials families `0..n`, recorded at [`NOW`], with
+/// their older token records in `dir` as a server keeps them.
+fn models_of(n: usize, dir: &Path) -> ReadModels {
     let mut models = ReadModels::default();
+    models.spill_to(dir);
     for i in 0..n {
         for (j, event) in family(i, NOW).into_iter().enumerate() {
             models.apply(&envelope((2 * i + j + 1) as u64, event, NOW));
@@ -101,9 +104,13 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return; // `cargo bench -- --list` and `cargo test --benches` probe with this
     }
-    for n in [100_000usize, 1_000_000] {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    for (n, spill) in [(100_000usize, false), (1_000_000, false), (1_000_000, true)] {
         let (bytes, tokens) = measure(|| {
             let mut tokens = Tokens::default();
+            if spill {
+                tokens.spill_to(dir.path());
+            }
             let mut position = 0;
             for i in 0..n {
                 for event in family(i, NOW) {
@@ -114,8 +121,16 @@ fn main() {
             tokens
         });
         assert_eq!(tokens.len(), n);
+        let on_disk = if spill {
+            format!(
+                ", older records on disk ({} bytes a token there)",
+                tokens.bytes_on_disk() / n
+            )
+        } else {
+            ", all in memory".to_owned()
+        };
         println!(
-            "token projection: {n} active tokens, {bytes} heap bytes, {:.1} bytes per active token",
+            "token projection: {n} active tokens, {bytes} heap bytes, {:.1} bytes per active token{on_disk}",
             bytes as f64 / n as f64
         );
         drop(tokens);
@@ -127,7 +142,7 @@ fn main() {
     // between two sizes, per stream added.
     let n = 200_000;
     let grant_index_bytes = (index_bytes(5 * n, 2) - index_bytes(n, 2)) / 4;
-    let (models_bytes, models) = measure(|| models_of(n));
+    let (models_bytes, models) = measure(|| models_of(n, dir.path()));
     drop(models);
     let per = |bytes: usize| bytes as f64 / n as f64;
     println!(
@@ -138,7 +153,7 @@ fn main() {
     // Their tokens forgotten: one event three hours on, when every token of theirs has been
     // expired for over an hour, starts the sweep.
     let (forgotten_bytes, models) = measure(|| {
-        let mut models = models_of(n);
+        let mut models = models_of(n, dir.path());
         let later = NOW.plus_seconds(3 * 3600);
         let [created, _] = family(n, later);
         models.apply(&envelope(2 * n as u64 + 1, created, later));

@@ -8,6 +8,7 @@ pub mod clients;
 mod interner;
 pub mod keys;
 pub mod live;
+mod slab;
 pub mod tokens;
 
 use crate::events::{ChainHash, Envelope, EventStore, StoreError};
@@ -44,6 +45,13 @@ impl ReadModels {
         self.audit.apply(envelope, &self.tokens);
         self.position = envelope.position;
         self.last_hash = envelope.hash;
+    }
+
+    /// Keeps only the newest token records in memory from now on, and the others in an
+    /// unnamed file in `dir` (see `slab`): what a running server holds for every live token
+    /// then is the indexes' few bytes, not the whole record.
+    pub fn spill_to(&mut self, dir: &std::path::Path) {
+        self.tokens.spill_to(dir);
     }
 
     /// Folds everything after `self.position` up to `until` (inclusive; `None`: the head),

@@ -20,6 +20,7 @@
 //! introspection answers a forgotten token as it answers an expired one: inactive.
 
 use super::interner::{Distinct, Interner, Sym};
+use super::slab::{Fixed, Slab};
 use crate::events::{
     ActorClaim, Envelope, Event, GRANT_STREAM_PREFIX, RevocationReason, TokenKind,
 };
@@ -96,7 +97,7 @@ mod hash_key_bytes {
 }
 
 /// One token, compactly.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenRecord {
     #[serde(with = "hash_key_bytes")]
     hash: HashKey,
@@ -107,6 +108,81 @@ pub struct TokenRecord {
     expires_at: u32,
     grant: u32,
     facts: u32,
+}
+
+/// The statuses in the order of their number in a record on disk.
+const STATUSES: [TokenStatus; 3] = [
+    TokenStatus::Active,
+    TokenStatus::Revoked,
+    TokenStatus::Rotated,
+];
+
+/// On disk: the hash key, the `jti` (zeros if none), a byte of flags (whether there is a
+/// `jti`, whether a refresh token, the status times four), then `iat`, `exp`, the grant and
+/// the facts as four bytes each, little-endian.
+impl Fixed for TokenRecord {
+    const SIZE: usize = 49;
+
+    fn encode(&self, out: &mut [u8]) {
+        out[..16].copy_from_slice(&self.hash);
+        out[16..32].copy_from_slice(self.jti.unwrap_or_default().as_bytes());
+        let status = STATUSES.iter().position(|s| *s == self.status);
+        out[32] = u8::from(self.jti.is_some())
+            | u8::from(self.kind == TokenKind::Refresh) << 1
+            | (status.expect("every status is listed") as u8) << 2;
+        let numbers = [self.issued_at, self.expires_at, self.grant, self.facts];
+        for (n, out) in numbers.iter().zip(out[33..].chunks_exact_mut(4)) {
+            out.copy_from_slice(&n.to_le_bytes());
+        }
+    }
+
+    fn decode(bytes: &[u8]) -> TokenRecord {
+        let number = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
+        let flags = bytes[32];
+        TokenRecord {
+            hash: bytes[..16].try_into().expect("16 bytes"),
+            jti: (flags & 1 != 0).then(|| Uuid::from_slice(&bytes[16..32]).expect("16 bytes")),
+            kind: match flags & 2 {
+                0 => TokenKind::Access,
+                _ => TokenKind::Refresh,
+            },
+            // A number no status has (the file is this process's own) reads as revoked.
+            status: *STATUSES
+                .get(usize::from(flags >> 2))
+                .unwrap_or(&TokenStatus::Revoked),
+            issued_at: number(33),
+            expires_at: number(37),
+            grant: number(41),
+            facts: number(45),
+        }
+    }
+}
+
+/// An entry of a token index: a record's number and 32 bits of its key's hash, from which the
+/// index's hash is made, so a table that grows rehashes its entries without reading their
+/// records (which may be on disk) and a probe reads only a record whose tag matches.
+#[derive(Clone, Copy, Debug)]
+struct Slot {
+    record: u32,
+    tag: u32,
+}
+
+impl Slot {
+    /// The table hash of a tag: the tag in the high half (the shard and the table's own
+    /// 7-bit tag come from there), a multiplicative mix of it in the low half (the bucket).
+    fn hash(tag: u32) -> u64 {
+        let tag = u64::from(tag);
+        tag << 32 | tag.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32
+    }
+
+    fn rehash(&self) -> u64 {
+        Slot::hash(self.tag)
+    }
+}
+
+/// A token's hash key's tag: its first four bytes, already uniform (a SHA-256 prefix).
+fn key_tag(key: &HashKey) -> u32 {
+    u32::from_le_bytes(key[..4].try_into().expect("4 bytes"))
 }
 
 /// A token's client, user, scope, audience and actor chain: shared by many tokens, so each
@@ -186,13 +262,13 @@ impl TokenView<'_> {
 /// Every token, by hash and by `jti`.
 #[derive(Debug, Default)]
 pub struct Tokens {
-    records: Chunked<TokenRecord>,
+    records: Slab<TokenRecord>,
     grants: Chunked<GrantEntry>,
     strings: Interner,
     token_facts: Distinct<TokenFacts>,
     grant_facts: Distinct<GrantFacts>,
-    by_hash: Sharded<u32>,
-    by_jti: Sharded<u32>,
+    by_hash: Sharded<Slot>,
+    by_jti: Sharded<Slot>,
     by_grant: Sharded<u32>,
     hasher: DefaultHashBuilder,
     /// The hour of the latest event folded: a sweep runs when an event starts a later one.
@@ -286,14 +362,30 @@ impl Tokens {
 
     /// The access token with this `jti`.
     pub fn by_jti(&self, jti: &Uuid) -> Option<TokenView<'_>> {
-        let h = self.hasher.hash_one(jti);
+        let tag = self.jti_tag(jti);
         self.by_jti
-            .find(h, |&i| self.records[i as usize].jti.as_ref() == Some(jti))
-            .map(|&i| self.view(i))
+            .find(Slot::hash(tag), |s| {
+                s.tag == tag && self.records.get(s.record as usize).jti.as_ref() == Some(jti)
+            })
+            .map(|s| self.view(s.record))
+    }
+
+    /// Keeps the newest token records in memory and the others in a file in `dir`.
+    pub fn spill_to(&mut self, dir: &std::path::Path) {
+        self.records.spill_to(dir);
+    }
+
+    /// How many bytes of token records are in that file rather than in memory.
+    pub fn bytes_on_disk(&self) -> usize {
+        self.records.on_disk() * TokenRecord::SIZE
+    }
+
+    fn jti_tag(&self, jti: &Uuid) -> u32 {
+        (self.hasher.hash_one(jti) >> 32) as u32
     }
 
     fn view(&self, index: u32) -> TokenView<'_> {
-        let r = &self.records[index as usize];
+        let r = &self.records.get(index as usize);
         let grant = &self.grants[r.grant as usize];
         let facts = self.token_facts.get(r.facts);
         TokenView {
@@ -345,10 +437,12 @@ impl Tokens {
 
     fn find_hash(&self, hash: &SecretHash) -> Option<u32> {
         let key = hash_key(hash);
-        let h = self.hasher.hash_one(key);
+        let tag = key_tag(&key);
         self.by_hash
-            .find(h, |&i| self.records[i as usize].hash == key)
-            .copied()
+            .find(Slot::hash(tag), |s| {
+                s.tag == tag && self.records.get(s.record as usize).hash == key
+            })
+            .map(|s| s.record)
     }
 
     /// Folds one event.
@@ -498,28 +592,26 @@ impl Tokens {
         count_expiry(&mut self.expiring, &record);
         let index = self.records.len() as u32;
         self.records.push(record);
-        self.index_record(index);
+        self.index_record(index, &record);
         Some(grant)
     }
 
-    fn index_record(&mut self, index: u32) {
-        let (records, hasher) = (&self.records, &self.hasher);
-        let record = &records[index as usize];
+    fn index_record(&mut self, index: u32, record: &TokenRecord) {
+        let tag = key_tag(&record.hash);
+        let slot = Slot { record: index, tag };
         self.by_hash
-            .insert_unique(hasher.hash_one(record.hash), index, |&i| {
-                hasher.hash_one(records[i as usize].hash)
-            });
-        if let Some(jti) = record.jti {
+            .insert_unique(Slot::hash(tag), slot, Slot::rehash);
+        if let Some(jti) = &record.jti {
+            let tag = self.jti_tag(jti);
+            let slot = Slot { record: index, tag };
             self.by_jti
-                .insert_unique(hasher.hash_one(jti), index, |&i| {
-                    hasher.hash_one(records[i as usize].jti.unwrap_or_default())
-                });
+                .insert_unique(Slot::hash(tag), slot, Slot::rehash);
         }
     }
 
     fn set_status(&mut self, hash: &SecretHash, status: TokenStatus) {
         if let Some(i) = self.find_hash(hash) {
-            self.records[i as usize].status = status;
+            self.records.update(i as usize, |r| r.status = status);
         }
     }
 
@@ -544,27 +636,27 @@ impl Tokens {
         }
         // Each grant's records are marked kept or forgotten: a grant whose every record goes
         // goes too; one that never had a record stays.
+        // The records are read twice (once to mark, once to keep), since those that are kept
+        // may be written to disk before their grants' new numbers are known.
         const FORGOTTEN: u8 = 1;
         const KEPT: u8 = 2;
+        let kept = |record: &TokenRecord| hour(record.expires_at) >= cutoff;
         let mut tokens_of = vec![0u8; self.grants.len()];
-        let mut kept = Chunked::default();
         for record in self.records.iter() {
-            if hour(record.expires_at) >= cutoff {
-                tokens_of[record.grant as usize] |= KEPT;
-                kept.push(record.clone());
-            } else {
-                tokens_of[record.grant as usize] |= FORGOTTEN;
-            }
+            tokens_of[record.grant as usize] |= if kept(&record) { KEPT } else { FORGOTTEN };
         }
         let dead = |grant: usize| tokens_of[grant] == FORGOTTEN;
-        if (0..tokens_of.len()).any(dead) {
-            let renumbered = self.forget_grants(dead);
-            for i in 0..kept.len() {
-                let grant = &mut kept[i].grant;
-                *grant = renumbered[*grant as usize];
+        let renumbered = (0..tokens_of.len())
+            .any(dead)
+            .then(|| self.forget_grants(dead));
+        let mut records = self.records.empty_like();
+        for mut record in self.records.iter().filter(kept) {
+            if let Some(renumbered) = &renumbered {
+                record.grant = renumbered[record.grant as usize];
             }
+            records.push(record);
         }
-        self.records = kept;
+        self.records = records;
         self.expiring = self.expiring.split_off(&cutoff);
         self.reindex_records();
     }
@@ -590,9 +682,11 @@ impl Tokens {
     fn reindex_records(&mut self) {
         self.by_hash = Sharded::with_capacity(self.records.len());
         self.by_jti = Sharded::with_capacity(self.records.len());
-        for index in 0..self.records.len() as u32 {
-            self.index_record(index);
+        let records = std::mem::take(&mut self.records);
+        for (index, record) in records.iter().enumerate() {
+            self.index_record(index as u32, &record);
         }
+        self.records = records;
     }
 
     fn rebuild_indexes(&mut self) {
@@ -616,7 +710,7 @@ impl Tokens {
 #[derive(Serialize)]
 struct TokensRef<'a> {
     swept_hour: u32,
-    records: &'a Chunked<TokenRecord>,
+    records: &'a Slab<TokenRecord>,
     grants: &'a Chunked<GrantEntry>,
     strings: &'a Interner,
     token_facts: &'a Distinct<TokenFacts>,
@@ -626,7 +720,7 @@ struct TokensRef<'a> {
 #[derive(Deserialize)]
 struct TokensData {
     swept_hour: u32,
-    records: Chunked<TokenRecord>,
+    records: Slab<TokenRecord>,
     grants: Chunked<GrantEntry>,
     strings: Interner,
     token_facts: Distinct<TokenFacts>,
@@ -661,7 +755,7 @@ impl<'de> Deserialize<'de> for Tokens {
         };
         tokens.rebuild_indexes();
         for record in tokens.records.iter() {
-            count_expiry(&mut tokens.expiring, record);
+            count_expiry(&mut tokens.expiring, &record);
         }
         Ok(tokens)
     }
@@ -672,7 +766,7 @@ mod tests {
     use super::*;
     use crate::clock::Timestamp;
     use crate::events::synthetic::{self, envelope};
-    use crate::events::{GrantRevoked, NewEvent};
+    use crate::events::{GrantRevoked, NewEvent, RefreshTokenRotated, TokenRevoked};
 
     #[test]
     fn hash_keys_are_one_byte_string_and_any_other_length_is_refused() {
@@ -931,5 +1025,128 @@ mod tests {
             assert_eq!(refresh.grant_id, access.grant_id);
         }
         assert!(tokens.by_hash(&SecretHash::of("at-unknown")).is_none());
+    }
+
+    #[test]
+    fn records_encode_every_kind_status_and_jti_and_decode_the_same() {
+        let mut record = TokenRecord {
+            hash: [0xa5; 16],
+            jti: None,
+            kind: TokenKind::Access,
+            status: TokenStatus::Active,
+            issued_at: 1,
+            expires_at: u32::MAX,
+            grant: 0x0102_0304,
+            facts: 7,
+        };
+        for jti in [
+            None,
+            Some(Uuid::nil()),
+            Some(Uuid::from_u128(u128::MAX - 3)),
+        ] {
+            for kind in [TokenKind::Access, TokenKind::Refresh] {
+                for status in STATUSES {
+                    record = TokenRecord {
+                        jti,
+                        kind,
+                        status,
+                        ..record
+                    };
+                    let mut bytes = [0xff; TokenRecord::SIZE];
+                    record.encode(&mut bytes);
+                    assert_eq!(TokenRecord::decode(&bytes), record);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_model_with_older_records_on_disk_answers_as_one_in_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut spilled, mut memory) = (Tokens::default(), Tokens::default());
+        spilled.spill_to(dir.path());
+        let mut position = 0;
+        let apply = |models: [&mut Tokens; 2], position: &mut u64, new: NewEvent| {
+            *position += 1;
+            let envelope = envelope(*position, new);
+            models.into_iter().for_each(|m| m.apply(&envelope));
+        };
+        let families = 80_000;
+        fold(
+            [&mut spilled, &mut memory],
+            0..families,
+            hours(0),
+            &mut position,
+        );
+        let on_disk = spilled.records.on_disk();
+        assert!(
+            on_disk >= 5 * crate::growth::CHUNK,
+            "{on_disk} records on disk"
+        );
+        // Changes to records on disk: rotations, a token's revocation, a grant's.
+        let grant = |i: usize| Uuid::from_u128(0x5eed_0000_0000 + i as u128);
+        for i in (0..100).map(|i| i * 97) {
+            let rotated = RefreshTokenRotated {
+                grant_id: grant(i),
+                previous_hash: SecretHash::of(&format!("rt-{i}")),
+                token_hash: SecretHash::of(&format!("rt-{i}-2")),
+                expires_at: hours(30 * 24),
+            };
+            let new = NewEvent::new(rotated, hours(0), Uuid::nil());
+            apply([&mut spilled, &mut memory], &mut position, new);
+        }
+        let revoked = TokenRevoked {
+            grant_id: grant(3),
+            token_hash: SecretHash::of("at-3"),
+            kind: TokenKind::Access,
+        };
+        let new = NewEvent::new(revoked, hours(0), Uuid::nil());
+        apply([&mut spilled, &mut memory], &mut position, new);
+        let revoked = GrantRevoked {
+            grant_id: grant(5),
+            reason: RevocationReason::Operator,
+        };
+        let new = NewEvent::new(revoked, hours(0), Uuid::nil());
+        apply([&mut spilled, &mut memory], &mut position, new);
+
+        let same_answers = |spilled: &Tokens, memory: &Tokens| {
+            assert_eq!(spilled, memory);
+            for i in (0..families).step_by(41).chain([3, 5, 97, 9603]) {
+                for text in [format!("at-{i}"), format!("rt-{i}"), format!("rt-{i}-2")] {
+                    let hash = SecretHash::of(&text);
+                    assert_eq!(spilled.by_hash(&hash), memory.by_hash(&hash), "{text}");
+                }
+                let jti = Uuid::from_u128(0x7a1_0000_0000 + i as u128);
+                assert_eq!(spilled.by_jti(&jti), memory.by_jti(&jti), "jti of {i}");
+            }
+        };
+        same_answers(&spilled, &memory);
+        let status = |hash: &str| spilled.by_hash(&SecretHash::of(hash)).unwrap().status;
+        assert_eq!(status("rt-97"), TokenStatus::Rotated);
+        assert_eq!(status("rt-97-2"), TokenStatus::Active);
+        assert_eq!(status("at-3"), TokenStatus::Revoked);
+        assert_eq!(status("rt-5"), TokenStatus::Revoked);
+        assert_eq!(status("at-4"), TokenStatus::Active);
+
+        // A checkpoint of it is that of the model in memory.
+        let bytes = postcard::to_stdvec(&spilled).unwrap();
+        assert_eq!(bytes, postcard::to_stdvec(&memory).unwrap());
+
+        // Three hours on, the access tokens are forgotten; the rest moves to a new file.
+        fold(
+            [&mut spilled, &mut memory],
+            families..families + 1,
+            hours(3),
+            &mut position,
+        );
+        assert_eq!(spilled.len(), families + 100 + 2);
+        assert!(spilled.records.on_disk() >= crate::growth::CHUNK);
+        assert!(spilled.by_hash(&SecretHash::of("at-4")).is_none());
+        same_answers(&spilled, &memory);
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "the files have no names"
+        );
     }
 }

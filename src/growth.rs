@@ -14,7 +14,7 @@ use std::marker::PhantomData;
 use std::ops::{Index, IndexMut};
 
 /// Elements per chunk of a [`Chunked`].
-const CHUNK: usize = 1 << 14;
+pub(crate) const CHUNK: usize = 1 << 14;
 
 /// An append-only vector kept in chunks of [`CHUNK`] elements: a push allocates at most one
 /// new chunk and never copies what is already there.

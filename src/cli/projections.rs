@@ -38,9 +38,10 @@ pub fn run(command: ProjectionsCommand) -> ExitCode {
 
 async fn rebuild(store: &StoreArgs, as_of: Option<u64>) -> Result<String, String> {
     let dir = store.dir();
-    let options = match as_of {
-        Some(_) => FileLogOptions::reader(),
-        None => FileLogOptions::writer(String::new()),
+    // A rebuild as of a position only reads: its scratch files go to the system's.
+    let (options, spill_dir) = match as_of {
+        Some(_) => (FileLogOptions::reader(), std::env::temp_dir()),
+        None => (FileLogOptions::writer(String::new()), dir.clone()),
     };
     let log = FileLog::open(&dir, options).map_err(|e| e.to_string())?;
     let head = *log.head().borrow();
@@ -50,7 +51,10 @@ async fn rebuild(store: &StoreArgs, as_of: Option<u64>) -> Result<String, String
             .expect("the template is valid"),
     );
     let started = Instant::now();
-    let models = ReadModels::rebuild(&log, Some(until), |p| bar.set_position(p))
+    let mut models = ReadModels::default();
+    models.spill_to(&spill_dir);
+    models
+        .catch_up(&log, Some(until), |p| bar.set_position(p))
         .await
         .map_err(|e| e.to_string())?;
     bar.finish_and_clear();

@@ -1,0 +1,413 @@
+//! A slab of fixed-size records whose newest chunks stay in memory and whose older chunks
+//! live in an unnamed file, read back a record at a time.
+//!
+//! The token model holds every live token, and a busy server issues tokens faster than they
+//! expire: kept on the heap, a record costs its 52 bytes for the hour or more it lives, so
+//! the process grows with the issuance rate. Most of those records are never asked for again
+//! (a resource server introspects a token in the minutes after it is issued; a refresh token
+//! is presented once, an hour later). So once [`Slab::spill_to`] names a directory, every
+//! chunk but the newest [`IN_MEMORY`] is written to an unnamed file there, and a lookup of an
+//! older record is one `pread` (from the page cache, which the kernel may reclaim, rather
+//! than from memory the process holds for good).
+//!
+//! The file is a cache of the events like the model itself: rebuilt at every start, never
+//! synced, gone with the process. A chunk that cannot be written (a full disk) stays in
+//! memory and is tried again at the next chunk. A record that cannot be read back or
+//! written in place (an I/O error on a file this process wrote) stops the process: a read
+//! model that cannot read itself cannot answer truly, and the next start rebuilds it from the
+//! log.
+
+use crate::growth::CHUNK;
+use serde::de::{SeqAccess, Visitor};
+use serde::ser::SerializeSeq;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+use std::fs::File;
+use std::marker::PhantomData;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+/// Chunks kept in memory once spilling: the newest, the one being filled among them.
+pub const IN_MEMORY: usize = 4;
+
+/// Records read or written at a time when whole chunks are: buffers of tens of kilobytes,
+/// which the allocator reuses (a chunk's megabyte, allocated and freed, would raise glibc's
+/// threshold for handing memory back to the system).
+const RUN: usize = 1024;
+
+/// The most bytes a [`Fixed`] record may take.
+const MAX_SIZE: usize = 64;
+
+/// A record written as exactly [`Fixed::SIZE`] bytes.
+pub trait Fixed: Clone {
+    /// Its size in the file (at most 64 bytes).
+    const SIZE: usize;
+    /// Writes it into `out`, which is `SIZE` bytes long.
+    fn encode(&self, out: &mut [u8]);
+    /// Reads it from `bytes`, which `encode` wrote.
+    fn decode(bytes: &[u8]) -> Self;
+}
+
+enum Chunk<T> {
+    Memory(Vec<T>),
+    Disk,
+}
+
+/// Where the chunks go: a directory, and the file once the first chunk is written.
+struct Spill {
+    dir: PathBuf,
+    file: Option<File>,
+}
+
+/// An append-only vector of [`Fixed`] records in chunks of [`CHUNK`], all in memory until
+/// [`Slab::spill_to`], then all but the newest [`IN_MEMORY`] chunks in a file.
+pub struct Slab<T> {
+    chunks: Vec<Chunk<T>>,
+    len: usize,
+    spill: Option<Spill>,
+    /// Every chunk below this one is on disk.
+    spilled: usize,
+    /// The buffer of the last chunk written out, for the next chunk to fill.
+    spare: Option<Vec<T>>,
+}
+
+impl<T> Default for Slab<T> {
+    fn default() -> Slab<T> {
+        Slab {
+            chunks: Vec::new(),
+            len: 0,
+            spill: None,
+            spilled: 0,
+            spare: None,
+        }
+    }
+}
+
+fn failed(action: &str, err: std::io::Error) -> ! {
+    panic!("the token model could not {action} its file of older records: {err}")
+}
+
+impl<T: Fixed> Slab<T> {
+    /// How many records.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether there is none.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// An empty slab that spills where this one does.
+    pub fn empty_like(&self) -> Slab<T> {
+        Slab {
+            spill: self.spill.as_ref().map(|s| Spill {
+                dir: s.dir.clone(),
+                file: None,
+            }),
+            ..Slab::default()
+        }
+    }
+
+    /// From now on keeps only the newest [`IN_MEMORY`] chunks in memory and writes the
+    /// others to an unnamed file in `dir` (now, and as the slab grows).
+    pub fn spill_to(&mut self, dir: &Path) {
+        self.spill = Some(Spill {
+            dir: dir.to_path_buf(),
+            file: None,
+        });
+        self.write_out();
+    }
+
+    /// How many records are on disk.
+    pub fn on_disk(&self) -> usize {
+        self.spilled * CHUNK
+    }
+
+    /// Appends `value` at index `len()`.
+    pub fn push(&mut self, value: T) {
+        if self.len.is_multiple_of(CHUNK) {
+            let chunk = self
+                .spare
+                .take()
+                .unwrap_or_else(|| Vec::with_capacity(CHUNK));
+            self.chunks.push(Chunk::Memory(chunk));
+            self.write_out();
+        }
+        match self.chunks.last_mut() {
+            Some(Chunk::Memory(chunk)) => chunk.push(value),
+            _ => unreachable!("the newest chunk stays in memory"),
+        }
+        self.len += 1;
+    }
+
+    /// The record at `index` (which must be below `len()`).
+    pub fn get(&self, index: usize) -> T {
+        match &self.chunks[index / CHUNK] {
+            Chunk::Memory(chunk) => chunk[index % CHUNK].clone(),
+            Chunk::Disk => {
+                let mut bytes = [0; MAX_SIZE];
+                let bytes = &mut bytes[..T::SIZE];
+                self.file()
+                    .read_exact_at(bytes, Self::offset(index))
+                    .unwrap_or_else(|e| failed("read", e));
+                T::decode(bytes)
+            }
+        }
+    }
+
+    /// Changes the record at `index` (which must be below `len()`).
+    pub fn update(&mut self, index: usize, change: impl FnOnce(&mut T)) {
+        if let Chunk::Memory(chunk) = &mut self.chunks[index / CHUNK] {
+            return change(&mut chunk[index % CHUNK]);
+        }
+        let mut record = self.get(index);
+        change(&mut record);
+        let mut bytes = [0; MAX_SIZE];
+        record.encode(&mut bytes[..T::SIZE]);
+        self.file()
+            .write_all_at(&bytes[..T::SIZE], Self::offset(index))
+            .unwrap_or_else(|e| failed("write", e));
+    }
+
+    /// The records in order (from disk [`RUN`] records to a `pread`).
+    pub fn iter(&self) -> impl Iterator<Item = T> + '_ {
+        (0..self.len)
+            .step_by(RUN)
+            .flat_map(move |start| self.run(start, (self.len - start).min(RUN)))
+    }
+
+    /// Records `start..start + n`, which are in one chunk.
+    fn run(&self, start: usize, n: usize) -> Vec<T> {
+        match &self.chunks[start / CHUNK] {
+            Chunk::Memory(chunk) => chunk[start % CHUNK..][..n].to_vec(),
+            Chunk::Disk => {
+                let mut bytes = vec![0; n * T::SIZE];
+                self.file()
+                    .read_exact_at(&mut bytes, Self::offset(start))
+                    .unwrap_or_else(|e| failed("read", e));
+                bytes.chunks_exact(T::SIZE).map(T::decode).collect()
+            }
+        }
+    }
+
+    fn offset(index: usize) -> u64 {
+        (index * T::SIZE) as u64
+    }
+
+    fn file(&self) -> &File {
+        let file = self.spill.as_ref().and_then(|s| s.file.as_ref());
+        file.expect("a chunk on disk has a file")
+    }
+
+    /// Writes every full chunk older than the newest [`IN_MEMORY`] to the file, oldest first;
+    /// stops at the first that cannot be written, which stays in memory for the next try.
+    fn write_out(&mut self) {
+        let Some(spill) = &mut self.spill else {
+            return;
+        };
+        let keep_from = self.chunks.len().saturating_sub(IN_MEMORY);
+        while self.spilled < keep_from {
+            let number = self.spilled;
+            let Chunk::Memory(records) = &self.chunks[number] else {
+                unreachable!("chunks below `spilled` are on disk");
+            };
+            if let Err(err) = write_chunk(spill, number, records) {
+                tracing::warn!(
+                    dir = %spill.dir.display(),
+                    %err,
+                    "could not move older token records to disk; they stay in memory"
+                );
+                return;
+            }
+            let Chunk::Memory(mut records) =
+                std::mem::replace(&mut self.chunks[number], Chunk::Disk)
+            else {
+                unreachable!("just matched");
+            };
+            records.clear();
+            self.spare = Some(records);
+            self.spilled += 1;
+        }
+    }
+}
+
+/// Writes chunk `number` into the spill file, creating the file first if need be.
+fn write_chunk<T: Fixed>(spill: &mut Spill, number: usize, records: &[T]) -> std::io::Result<()> {
+    let file = match &mut spill.file {
+        Some(file) => file,
+        None => spill.file.insert(tempfile::tempfile_in(&spill.dir)?),
+    };
+    let mut bytes = vec![0; RUN * T::SIZE];
+    for (run, records) in records.chunks(RUN).enumerate() {
+        let bytes = &mut bytes[..records.len() * T::SIZE];
+        for (record, out) in records.iter().zip(bytes.chunks_exact_mut(T::SIZE)) {
+            record.encode(out);
+        }
+        let offset = (number * CHUNK + run * RUN) * T::SIZE;
+        file.write_all_at(bytes, offset as u64)?;
+    }
+    Ok(())
+}
+
+impl<T: Fixed + PartialEq> PartialEq for Slab<T> {
+    fn eq(&self, other: &Slab<T>) -> bool {
+        self.len == other.len && self.iter().eq(other.iter())
+    }
+}
+
+impl<T> fmt::Debug for Slab<T> {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.debug_struct("Slab")
+            .field("len", &self.len)
+            .field("chunks on disk", &self.spilled)
+            .finish()
+    }
+}
+
+/// Serialized as a plain sequence, as [`crate::growth::Chunked`] is.
+impl<T: Fixed + Serialize> Serialize for Slab<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut seq = serializer.serialize_seq(Some(self.len))?;
+        for value in self.iter() {
+            seq.serialize_element(&value)?;
+        }
+        seq.end()
+    }
+}
+
+impl<'de, T: Fixed + Deserialize<'de>> Deserialize<'de> for Slab<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Slab<T>, D::Error> {
+        struct Records<T>(PhantomData<T>);
+        impl<'de, T: Fixed + Deserialize<'de>> Visitor<'de> for Records<T> {
+            type Value = Slab<T>;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a sequence")
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Slab<T>, A::Error> {
+                let mut slab = Slab::default();
+                while let Some(value) = seq.next_element()? {
+                    slab.push(value);
+                }
+                Ok(slab)
+            }
+        }
+        deserializer.deserialize_seq(Records(PhantomData))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    struct Pair(u32, u64);
+
+    impl Fixed for Pair {
+        const SIZE: usize = 12;
+        fn encode(&self, out: &mut [u8]) {
+            out[..4].copy_from_slice(&self.0.to_le_bytes());
+            out[4..].copy_from_slice(&self.1.to_le_bytes());
+        }
+        fn decode(bytes: &[u8]) -> Pair {
+            Pair(
+                u32::from_le_bytes(bytes[..4].try_into().unwrap()),
+                u64::from_le_bytes(bytes[4..].try_into().unwrap()),
+            )
+        }
+    }
+
+    fn pair(i: usize) -> Pair {
+        Pair(i as u32, (i as u64) << 33 | 7)
+    }
+
+    #[test]
+    fn records_read_the_same_in_memory_and_on_disk_and_change_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let n = (IN_MEMORY + 3) * CHUNK + 10;
+        let mut slab = Slab::default();
+        (0..2 * CHUNK).for_each(|i| slab.push(pair(i)));
+        assert_eq!(
+            slab.on_disk(),
+            0,
+            "nothing spills until a directory is named"
+        );
+        slab.spill_to(dir.path());
+        (2 * CHUNK..n).for_each(|i| slab.push(pair(i)));
+        assert_eq!(slab.len(), n);
+        assert_eq!(
+            slab.on_disk(),
+            4 * CHUNK,
+            "all but the newest {IN_MEMORY} chunks"
+        );
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "the file has no name"
+        );
+        for i in [0, 1, CHUNK - 1, CHUNK, 3 * CHUNK + 5, 4 * CHUNK, n - 1] {
+            assert_eq!(slab.get(i), pair(i), "record {i}");
+        }
+        for i in [2, 3 * CHUNK + 5, n - 2] {
+            slab.update(i, |p| p.1 = 99);
+        }
+        let expected = |i: usize| match i {
+            2 => Pair(2, 99),
+            i if i == 3 * CHUNK + 5 || i == n - 2 => Pair(i as u32, 99),
+            i => pair(i),
+        };
+        assert_eq!(slab.get(2), Pair(2, 99));
+        assert!(slab.iter().enumerate().all(|(i, p)| p == expected(i)));
+        assert_eq!(slab.iter().count(), n);
+
+        let mut like = slab.empty_like();
+        (0..(IN_MEMORY + 1) * CHUNK).for_each(|i| like.push(pair(i)));
+        assert_eq!(like.on_disk(), CHUNK, "an empty slab like it spills too");
+    }
+
+    #[test]
+    fn a_slab_round_trips_as_the_sequence_a_chunked_vector_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let n = (IN_MEMORY + 2) * CHUNK + 3;
+        let mut slab = Slab::default();
+        slab.spill_to(dir.path());
+        let mut chunked = crate::growth::Chunked::default();
+        for i in 0..n {
+            slab.push(pair(i));
+            chunked.push(pair(i));
+        }
+        assert!(slab.on_disk() > 0);
+        let bytes = postcard::to_stdvec(&slab).unwrap();
+        assert_eq!(bytes, postcard::to_stdvec(&chunked).unwrap());
+        let read: Slab<Pair> = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(read, slab);
+        assert_eq!(
+            read.on_disk(),
+            0,
+            "read back in memory until told where to spill"
+        );
+    }
+
+    #[test]
+    fn chunks_that_cannot_be_written_stay_in_memory_and_are_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("gone");
+        let n = (IN_MEMORY + 2) * CHUNK;
+        let mut slab = Slab::default();
+        slab.spill_to(&missing);
+        (0..n).for_each(|i| slab.push(pair(i)));
+        assert_eq!(slab.on_disk(), 0);
+        assert!(slab.iter().enumerate().all(|(i, p)| p == pair(i)));
+        slab.update(1, |p| p.1 = 5);
+        assert_eq!(slab.get(1), Pair(1, 5));
+
+        // Once the directory is there, the next chunk takes the waiting ones out too.
+        std::fs::create_dir(&missing).unwrap();
+        (n..n + CHUNK).for_each(|i| slab.push(pair(i)));
+        assert_eq!(slab.on_disk(), 3 * CHUNK);
+        assert_eq!(slab.get(1), Pair(1, 5));
+        assert_eq!(slab.get(n), pair(n));
+    }
+}
