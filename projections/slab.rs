@@ -156,15 +156,14 @@ impl<T: Fixed> Slab<T> {
         }
     }
 
-    /// Changes the record at `index` (which must be below `len()`).
-    pub fn update(&mut self, index: usize, change: impl FnOnce(&mut T)) {
+    /// Replaces the record at `index` (which must be below `len()`).
+    pub fn set(&mut self, index: usize, value: T) {
         if let Chunk::Memory(chunk) = &mut self.chunks[index / CHUNK] {
-            return change(&mut chunk[index % CHUNK]);
+            chunk[index % CHUNK] = value;
+            return;
         }
-        let mut record = self.get(index);
-        change(&mut record);
         let mut bytes = [0; MAX_SIZE];
-        record.encode(&mut bytes[..T::SIZE]);
+        value.encode(&mut bytes[..T::SIZE]);
         self.file()
             .write_all_at(&bytes[..T::SIZE], Self::offset(index))
             .unwrap_or_else(|e| failed("write", e));
@@ -351,7 +350,7 @@ mod tests {
             assert_eq!(slab.get(i), pair(i), "record {i}");
         }
         for i in [2, 3 * CHUNK + 5, n - 2] {
-            slab.update(i, |p| p.1 = 99);
+            slab.set(i, Pair(i as u32, 99));
         }
         let expected = |i: usize| match i {
             2 => Pair(2, 99),
@@ -400,7 +399,7 @@ mod tests {
         (0..n).for_each(|i| slab.push(pair(i)));
         assert_eq!(slab.on_disk(), 0);
         assert!(slab.iter().enumerate().all(|(i, p)| p == pair(i)));
-        slab.update(1, |p| p.1 = 5);
+        slab.set(1, Pair(1, 5));
         assert_eq!(slab.get(1), Pair(1, 5));
 
         // Once the directory is there, the next chunk takes the waiting ones out too.

@@ -2,13 +2,15 @@
 //! access and refresh token by the hash of its text and by `jti`, with status and expiry.
 //!
 //! Memory layout, since this model holds every live token: records sit in one chunked slab
-//! and keep the first 16 bytes of their token's SHA-256 (see [`HashKey`]);
-//! the indexes (token by hash and by `jti`, grant by id) are sharded tables of slab
-//! positions (about 5 bytes a slot); strings, and the combinations of them that tokens and
-//! grants share, are interned; a revoked grant's tokens are inactive through their grant,
-//! so revoking it touches no token record. The slabs and indexes grow a piece at a time (see
-//! [`crate::growth`]), so folding under the write lock never copies or rehashes the whole
-//! model.
+//! and keep the first 16 bytes of their token's SHA-256 (see [`HashKey`]), grants in another;
+//! once told where ([`Tokens::spill_to`], as a server is), each slab keeps its newest chunks
+//! in memory and the older ones in a file (see `slab`). The indexes (token by hash and by
+//! `jti`, grant by id) are sharded tables of a slab position and a 32-bit tag (see [`Slot`]),
+//! so they grow without reading a record and a lookup reads only the record its tag names;
+//! strings, and the combinations of them that tokens and grants share, are interned; a
+//! revoked grant's tokens are inactive through their grant, so revoking it touches no token
+//! record. The slabs and indexes grow a piece at a time (see [`crate::growth`]), so folding
+//! under the write lock never copies or rehashes the whole model.
 //!
 //! Expired tokens are forgotten, so memory follows the tokens that are alive rather than
 //! every token ever issued: when an event's time enters a new hour, the records that expired
@@ -24,7 +26,7 @@ use super::slab::{Fixed, Slab};
 use crate::events::{
     ActorClaim, Envelope, Event, GRANT_STREAM_PREFIX, RevocationReason, TokenKind,
 };
-use crate::growth::{Chunked, Sharded};
+use crate::growth::Sharded;
 use crate::secret::SecretHash;
 use hashbrown::DefaultHashBuilder;
 use serde::{Deserialize, Serialize};
@@ -180,6 +182,29 @@ impl Slot {
     }
 }
 
+/// The number and value of the entry of `slab` that `index` files under `tag` and `is` picks;
+/// only entries whose tag matches are read (from disk, for older ones).
+fn find<T: Fixed>(
+    index: &Sharded<Slot>,
+    slab: &Slab<T>,
+    tag: u32,
+    is: impl Fn(&T) -> bool,
+) -> Option<(u32, T)> {
+    let mut found = None;
+    index.find(Slot::hash(tag), |slot| {
+        if slot.tag != tag {
+            return false;
+        }
+        let value = slab.get(slot.record as usize);
+        let hit = is(&value);
+        if hit {
+            found = Some((slot.record, value));
+        }
+        hit
+    });
+    found
+}
+
 /// A token's hash key's tag: its first four bytes, already uniform (a SHA-256 prefix).
 fn key_tag(key: &HashKey) -> u32 {
     u32::from_le_bytes(key[..4].try_into().expect("4 bytes"))
@@ -196,13 +221,53 @@ struct TokenFacts {
     act: Sym,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 struct GrantEntry {
     id: Uuid,
     revoked: Option<RevocationReason>,
     facts: u32,
     /// How many events of the grant's stream are folded in (0 once past `u32::MAX`: unknown).
     version: u32,
+}
+
+/// Revocation reasons in the order of their number (plus one) in a grant entry on disk.
+const REASONS: [RevocationReason; 5] = [
+    RevocationReason::ClientRequest,
+    RevocationReason::CodeReplay,
+    RevocationReason::RefreshTokenReuse,
+    RevocationReason::ClientDeleted,
+    RevocationReason::Operator,
+];
+
+/// On disk: the id, a byte for the revocation (0: none, else its reason's number plus one),
+/// then the facts and the version as four bytes each, little-endian.
+impl Fixed for GrantEntry {
+    const SIZE: usize = 25;
+
+    fn encode(&self, out: &mut [u8]) {
+        out[..16].copy_from_slice(self.id.as_bytes());
+        out[16] = self.revoked.map_or(0, |reason| {
+            let number = REASONS.iter().position(|r| *r == reason);
+            number.expect("every reason is listed") as u8 + 1
+        });
+        out[17..21].copy_from_slice(&self.facts.to_le_bytes());
+        out[21..25].copy_from_slice(&self.version.to_le_bytes());
+    }
+
+    fn decode(bytes: &[u8]) -> GrantEntry {
+        let number = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
+        GrantEntry {
+            id: Uuid::from_slice(&bytes[..16]).expect("16 bytes"),
+            // A number no reason has (the file is this process's own) reads as revoked.
+            revoked: bytes[16].checked_sub(1).map(|n| {
+                *REASONS
+                    .get(usize::from(n))
+                    .unwrap_or(&RevocationReason::Operator)
+            }),
+            facts: number(17),
+            version: number(21),
+        }
+    }
 }
 
 /// A grant's client, user, scope, resources and the user's profile, kept once per distinct
@@ -263,13 +328,13 @@ impl TokenView<'_> {
 #[derive(Debug, Default)]
 pub struct Tokens {
     records: Slab<TokenRecord>,
-    grants: Chunked<GrantEntry>,
+    grants: Slab<GrantEntry>,
     strings: Interner,
     token_facts: Distinct<TokenFacts>,
     grant_facts: Distinct<GrantFacts>,
     by_hash: Sharded<Slot>,
     by_jti: Sharded<Slot>,
-    by_grant: Sharded<u32>,
+    by_grant: Sharded<Slot>,
     hasher: DefaultHashBuilder,
     /// The hour of the latest event folded: a sweep runs when an event starts a later one.
     swept_hour: u32,
@@ -357,36 +422,35 @@ impl Tokens {
 
     /// The token whose text hashes to `hash`.
     pub fn by_hash(&self, hash: &SecretHash) -> Option<TokenView<'_>> {
-        self.find_hash(hash).map(|i| self.view(i))
+        self.find_hash(hash).map(|(_, record)| self.view(&record))
     }
 
     /// The access token with this `jti`.
     pub fn by_jti(&self, jti: &Uuid) -> Option<TokenView<'_>> {
-        let tag = self.jti_tag(jti);
-        self.by_jti
-            .find(Slot::hash(tag), |s| {
-                s.tag == tag && self.records.get(s.record as usize).jti.as_ref() == Some(jti)
-            })
-            .map(|s| self.view(s.record))
+        let found = find(&self.by_jti, &self.records, self.uuid_tag(jti), |r| {
+            r.jti.as_ref() == Some(jti)
+        });
+        found.map(|(_, record)| self.view(&record))
     }
 
-    /// Keeps the newest token records in memory and the others in a file in `dir`.
+    /// Keeps the newest token records and grants in memory and the others in files in `dir`.
     pub fn spill_to(&mut self, dir: &std::path::Path) {
         self.records.spill_to(dir);
+        self.grants.spill_to(dir);
     }
 
-    /// How many bytes of token records are in that file rather than in memory.
+    /// How many bytes of token records and grants are in those files rather than in memory.
     pub fn bytes_on_disk(&self) -> usize {
-        self.records.on_disk() * TokenRecord::SIZE
+        self.records.on_disk() * TokenRecord::SIZE + self.grants.on_disk() * GrantEntry::SIZE
     }
 
-    fn jti_tag(&self, jti: &Uuid) -> u32 {
-        (self.hasher.hash_one(jti) >> 32) as u32
+    /// The tag of a `jti` or a grant's id in its index.
+    fn uuid_tag(&self, id: &Uuid) -> u32 {
+        (self.hasher.hash_one(id) >> 32) as u32
     }
 
-    fn view(&self, index: u32) -> TokenView<'_> {
-        let r = &self.records.get(index as usize);
-        let grant = &self.grants[r.grant as usize];
+    fn view(&self, r: &TokenRecord) -> TokenView<'_> {
+        let grant = &self.grants.get(r.grant as usize);
         let facts = self.token_facts.get(r.facts);
         TokenView {
             kind: r.kind,
@@ -420,7 +484,7 @@ impl Tokens {
 
     /// The client and the user of grant `id`.
     pub fn grant_parties(&self, id: &Uuid) -> Option<(&str, Option<&str>)> {
-        let grant = &self.grants[self.grant_index(id)? as usize];
+        let (_, grant) = self.grant(id)?;
         let facts = self.grant_facts.get(grant.facts);
         Some((
             self.strings.get(facts.client),
@@ -428,21 +492,19 @@ impl Tokens {
         ))
     }
 
-    fn grant_index(&self, id: &Uuid) -> Option<u32> {
-        let h = self.hasher.hash_one(id);
-        self.by_grant
-            .find(h, |&g| self.grants[g as usize].id == *id)
-            .copied()
+    /// Grant `id`'s number and entry.
+    fn grant(&self, id: &Uuid) -> Option<(u32, GrantEntry)> {
+        find(&self.by_grant, &self.grants, self.uuid_tag(id), |g| {
+            g.id == *id
+        })
     }
 
-    fn find_hash(&self, hash: &SecretHash) -> Option<u32> {
+    /// The number and record of the token whose text hashes to `hash`.
+    fn find_hash(&self, hash: &SecretHash) -> Option<(u32, TokenRecord)> {
         let key = hash_key(hash);
-        let tag = key_tag(&key);
-        self.by_hash
-            .find(Slot::hash(tag), |s| {
-                s.tag == tag && self.records.get(s.record as usize).hash == key
-            })
-            .map(|s| s.record)
+        find(&self.by_hash, &self.records, key_tag(&key), |r| {
+            r.hash == key
+        })
     }
 
     /// Folds one event.
@@ -517,7 +579,7 @@ impl Tokens {
             }
             Event::TokenRevoked(e) => {
                 self.set_status(&e.token_hash, TokenStatus::Revoked);
-                self.grant_index(&e.grant_id)
+                self.grant(&e.grant_id)
             }
             Event::GrantRevoked(e) => self.revoke_grant(&e.grant_id, e.reason),
             _ => None,
@@ -531,33 +593,39 @@ impl Tokens {
     /// the grant's own stream. Every event type of a grant's stream is about its grant; one
     /// the model did not fold would leave the version behind, which only costs the grant's
     /// next refresh a conflict and a read.
-    fn count_grant_event(&mut self, grant: u32, envelope: &Envelope) {
-        let entry = &mut self.grants[grant as usize];
+    fn count_grant_event(&mut self, (grant, mut entry): (u32, GrantEntry), envelope: &Envelope) {
         let mut id = Uuid::encode_buffer();
         let id = entry.id.hyphenated().encode_lower(&mut id);
         if envelope.stream.strip_prefix(GRANT_STREAM_PREFIX) == Some(id) {
             entry.version = u32::try_from(envelope.version).unwrap_or(0);
+            self.grants.set(grant as usize, entry);
         }
     }
 
-    /// Records a created grant; returns its index (the existing one's if it was recorded).
-    fn insert_grant(&mut self, entry: GrantEntry) -> u32 {
-        if let Some(index) = self.grant_index(&entry.id) {
-            return index;
+    /// Records a created grant; returns its number and entry (the existing one's if it was
+    /// recorded).
+    fn insert_grant(&mut self, entry: GrantEntry) -> (u32, GrantEntry) {
+        if let Some(found) = self.grant(&entry.id) {
+            return found;
         }
         let index = self.grants.len() as u32;
-        let h = self.hasher.hash_one(entry.id);
         self.grants.push(entry);
-        let (grants, hasher) = (&self.grants, &self.hasher);
-        self.by_grant
-            .insert_unique(h, index, |&g| hasher.hash_one(grants[g as usize].id));
-        index
+        self.index_grant(index, &entry);
+        (index, entry)
     }
 
-    /// Records an issued token; returns its grant's index (`None` for an unknown grant).
-    fn issue(&mut self, issue: Issue<'_>) -> Option<u32> {
-        let grant = self.grant_index(&issue.grant_id)?;
-        let of_grant = *self.grant_facts.get(self.grants[grant as usize].facts);
+    fn index_grant(&mut self, index: u32, entry: &GrantEntry) {
+        let tag = self.uuid_tag(&entry.id);
+        let slot = Slot { record: index, tag };
+        self.by_grant
+            .insert_unique(Slot::hash(tag), slot, Slot::rehash);
+    }
+
+    /// Records an issued token; returns its grant's number and entry (`None` for an unknown
+    /// grant).
+    fn issue(&mut self, issue: Issue<'_>) -> Option<(u32, GrantEntry)> {
+        let (grant, entry) = self.grant(&issue.grant_id)?;
+        let of_grant = *self.grant_facts.get(entry.facts);
         let audience = (!issue.audience.is_empty()).then(|| issue.audience.join(" "));
         let act = issue
             .act
@@ -593,7 +661,7 @@ impl Tokens {
         let index = self.records.len() as u32;
         self.records.push(record);
         self.index_record(index, &record);
-        Some(grant)
+        Some((grant, entry))
     }
 
     fn index_record(&mut self, index: u32, record: &TokenRecord) {
@@ -602,7 +670,7 @@ impl Tokens {
         self.by_hash
             .insert_unique(Slot::hash(tag), slot, Slot::rehash);
         if let Some(jti) = &record.jti {
-            let tag = self.jti_tag(jti);
+            let tag = self.uuid_tag(jti);
             let slot = Slot { record: index, tag };
             self.by_jti
                 .insert_unique(Slot::hash(tag), slot, Slot::rehash);
@@ -610,17 +678,21 @@ impl Tokens {
     }
 
     fn set_status(&mut self, hash: &SecretHash, status: TokenStatus) {
-        if let Some(i) = self.find_hash(hash) {
-            self.records.update(i as usize, |r| r.status = status);
+        if let Some((i, record)) = self.find_hash(hash) {
+            self.records
+                .set(i as usize, TokenRecord { status, ..record });
         }
     }
 
-    /// Revokes a grant, and with it its tokens; returns its index (`None` for an unknown
-    /// grant).
-    fn revoke_grant(&mut self, id: &Uuid, reason: RevocationReason) -> Option<u32> {
-        let grant = self.grant_index(id)?;
-        self.grants[grant as usize].revoked.get_or_insert(reason);
-        Some(grant)
+    /// Revokes a grant, and with it its tokens; returns its number and entry (`None` for an
+    /// unknown grant).
+    fn revoke_grant(&mut self, id: &Uuid, reason: RevocationReason) -> Option<(u32, GrantEntry)> {
+        let (grant, mut entry) = self.grant(id)?;
+        if entry.revoked.is_none() {
+            entry.revoked = Some(reason);
+            self.grants.set(grant as usize, entry);
+        }
+        Some((grant, entry))
     }
 
     /// Forgets the records expiring before hour `cutoff`, if they are a quarter of all, and
@@ -666,11 +738,11 @@ impl Tokens {
     /// next kept one, unused).
     fn forget_grants(&mut self, dead: impl Fn(usize) -> bool) -> Vec<u32> {
         let mut renumbered = Vec::with_capacity(self.grants.len());
-        let mut kept = Chunked::default();
+        let mut kept = self.grants.empty_like();
         for (index, grant) in self.grants.iter().enumerate() {
             renumbered.push(kept.len() as u32);
             if !dead(index) {
-                kept.push(grant.clone());
+                kept.push(grant);
             }
         }
         self.grants = kept;
@@ -697,13 +769,11 @@ impl Tokens {
     /// The grant index anew, after the grants changed places.
     fn reindex_grants(&mut self) {
         self.by_grant = Sharded::with_capacity(self.grants.len());
-        let (grants, hasher) = (&self.grants, &self.hasher);
+        let grants = std::mem::take(&mut self.grants);
         for (index, grant) in grants.iter().enumerate() {
-            self.by_grant
-                .insert_unique(hasher.hash_one(grant.id), index as u32, |&g| {
-                    hasher.hash_one(grants[g as usize].id)
-                });
+            self.index_grant(index as u32, &grant);
         }
+        self.grants = grants;
     }
 }
 
@@ -711,7 +781,7 @@ impl Tokens {
 struct TokensRef<'a> {
     swept_hour: u32,
     records: &'a Slab<TokenRecord>,
-    grants: &'a Chunked<GrantEntry>,
+    grants: &'a Slab<GrantEntry>,
     strings: &'a Interner,
     token_facts: &'a Distinct<TokenFacts>,
     grant_facts: &'a Distinct<GrantFacts>,
@@ -721,7 +791,7 @@ struct TokensRef<'a> {
 struct TokensData {
     swept_hour: u32,
     records: Slab<TokenRecord>,
-    grants: Chunked<GrantEntry>,
+    grants: Slab<GrantEntry>,
     strings: Interner,
     token_facts: Distinct<TokenFacts>,
     grant_facts: Distinct<GrantFacts>,
@@ -1028,7 +1098,7 @@ mod tests {
     }
 
     #[test]
-    fn records_encode_every_kind_status_and_jti_and_decode_the_same() {
+    fn records_and_grants_encode_every_field_and_decode_the_same() {
         let mut record = TokenRecord {
             hash: [0xa5; 16],
             jti: None,
@@ -1057,6 +1127,17 @@ mod tests {
                     assert_eq!(TokenRecord::decode(&bytes), record);
                 }
             }
+        }
+        for revoked in REASONS.into_iter().map(Some).chain([None]) {
+            let grant = GrantEntry {
+                id: Uuid::from_u128(u128::MAX / 3),
+                revoked,
+                facts: 0x0a0b_0c0d,
+                version: u32::MAX - 1,
+            };
+            let mut bytes = [0xff; GrantEntry::SIZE];
+            grant.encode(&mut bytes);
+            assert_eq!(GrantEntry::decode(&bytes), grant);
         }
     }
 
