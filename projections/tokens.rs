@@ -5,7 +5,7 @@
 //! and keep the first 16 bytes of their token's SHA-256 (see [`HashKey`]), grants in another;
 //! once told where ([`Tokens::spill_to`], as a server is), each slab keeps its newest chunks
 //! in memory and the older ones in a file (see `slab`). The indexes (token by hash and by
-//! `jti`, grant by id) are sharded tables of a slab position and a 32-bit tag (see [`Slot`]),
+//! `jti`, grant by id) are sharded tables of a slab position and a 24-bit tag (see [`Slot`]),
 //! so they grow without reading a record and a lookup reads only the record its tag names;
 //! strings, and the combinations of them that tokens and grants share, are interned; a
 //! revoked grant's tokens are inactive through their grant, so revoking it touches no token
@@ -160,25 +160,41 @@ impl Fixed for TokenRecord {
     }
 }
 
-/// An entry of a token index: a record's number and 32 bits of its key's hash, from which the
-/// index's hash is made, so a table that grows rehashes its entries without reading their
-/// records (which may be on disk) and a probe reads only a record whose tag matches.
+/// An entry of a token index, in 7 bytes: a record's number (4) and a 24-bit tag of its key
+/// (3), from which the index's hash is made, so a table that grows rehashes its entries
+/// without reading their records (which may be on disk) and a probe reads only a record
+/// whose tag matches (one in 2^17 of the others the table's own 7-bit tag lets through).
 #[derive(Clone, Copy, Debug)]
-struct Slot {
-    record: u32,
-    tag: u32,
-}
+struct Slot([u8; 7]);
+
+/// The bits of a tag a [`Slot`] keeps.
+const TAG_MASK: u32 = (1 << 24) - 1;
 
 impl Slot {
-    /// The table hash of a tag: the tag in the high half (the shard and the table's own
-    /// 7-bit tag come from there), a multiplicative mix of it in the low half (the bucket).
+    fn new(record: u32, tag: u32) -> Slot {
+        let mut slot = [0; 7];
+        slot[..4].copy_from_slice(&record.to_le_bytes());
+        slot[4..].copy_from_slice(&(tag & TAG_MASK).to_le_bytes()[..3]);
+        Slot(slot)
+    }
+
+    fn record(&self) -> u32 {
+        u32::from_le_bytes(self.0[..4].try_into().expect("4 bytes"))
+    }
+
+    fn tag(&self) -> u32 {
+        u32::from_le_bytes([self.0[4], self.0[5], self.0[6], 0])
+    }
+
+    /// The table hash of a tag: the tag in the top 24 bits (the table's own 7-bit tag comes
+    /// from there), a multiplicative mix of it in the 40 below (the shard and the bucket).
     fn hash(tag: u32) -> u64 {
-        let tag = u64::from(tag);
-        tag << 32 | tag.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32
+        let tag = u64::from(tag & TAG_MASK);
+        tag << 40 | tag.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 24
     }
 
     fn rehash(&self) -> u64 {
-        Slot::hash(self.tag)
+        Slot::hash(self.tag())
     }
 }
 
@@ -190,22 +206,23 @@ fn find<T: Fixed>(
     tag: u32,
     is: impl Fn(&T) -> bool,
 ) -> Option<(u32, T)> {
+    let tag = tag & TAG_MASK;
     let mut found = None;
     index.find(Slot::hash(tag), |slot| {
-        if slot.tag != tag {
+        if slot.tag() != tag {
             return false;
         }
-        let value = slab.get(slot.record as usize);
+        let value = slab.get(slot.record() as usize);
         let hit = is(&value);
         if hit {
-            found = Some((slot.record, value));
+            found = Some((slot.record(), value));
         }
         hit
     });
     found
 }
 
-/// A token's hash key's tag: its first four bytes, already uniform (a SHA-256 prefix).
+/// A token's hash key's tag: its first bytes, already uniform (a SHA-256 prefix).
 fn key_tag(key: &HashKey) -> u32 {
     u32::from_le_bytes(key[..4].try_into().expect("4 bytes"))
 }
@@ -616,7 +633,7 @@ impl Tokens {
 
     fn index_grant(&mut self, index: u32, entry: &GrantEntry) {
         let tag = self.uuid_tag(&entry.id);
-        let slot = Slot { record: index, tag };
+        let slot = Slot::new(index, tag);
         self.by_grant
             .insert_unique(Slot::hash(tag), slot, Slot::rehash);
     }
@@ -666,12 +683,12 @@ impl Tokens {
 
     fn index_record(&mut self, index: u32, record: &TokenRecord) {
         let tag = key_tag(&record.hash);
-        let slot = Slot { record: index, tag };
+        let slot = Slot::new(index, tag);
         self.by_hash
             .insert_unique(Slot::hash(tag), slot, Slot::rehash);
         if let Some(jti) = &record.jti {
             let tag = self.uuid_tag(jti);
-            let slot = Slot { record: index, tag };
+            let slot = Slot::new(index, tag);
             self.by_jti
                 .insert_unique(Slot::hash(tag), slot, Slot::rehash);
         }
@@ -1139,6 +1156,21 @@ mod tests {
             grant.encode(&mut bytes);
             assert_eq!(GrantEntry::decode(&bytes), grant);
         }
+    }
+
+    #[test]
+    fn a_slot_keeps_its_record_and_24_bits_of_its_tag_in_7_bytes() {
+        assert_eq!(std::mem::size_of::<Slot>(), 7);
+        for (record, tag) in [(0, 0), (u32::MAX, u32::MAX), (0x0102_0304, 0xabcd_ef12)] {
+            let slot = Slot::new(record, tag);
+            assert_eq!((slot.record(), slot.tag()), (record, tag & TAG_MASK));
+            assert_eq!(
+                slot.rehash(),
+                Slot::hash(tag),
+                "the hash of the tag it was filed under"
+            );
+        }
+        assert_ne!(Slot::hash(1), Slot::hash(2));
     }
 
     #[test]
