@@ -1,7 +1,7 @@
 //! Checkpoints: a snapshot of the read models with the position (and that record's hash)
 //! they cover, so start-up folds only what came after.
 //!
-//! File layout: `magic "WRNTCKP9" | crc32c:u32le | postcard(ReadModels)`. Written to a
+//! File layout: `magic "WRNTCKPA" | crc32c:u32le | postcard(ReadModels)`. Written to a
 //! temporary file, fsynced, renamed over the old one, directory fsynced: a crash leaves
 //! either the old checkpoint or the new one, never a mix. A checkpoint is only a cache:
 //! one that is damaged, from another log, or ahead of the log is ignored and the models are
@@ -13,7 +13,7 @@ use std::fs;
 use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-const MAGIC: &[u8; 8] = b"WRNTCKP9";
+const MAGIC: &[u8; 8] = b"WRNTCKPA";
 
 /// Where the checkpoint of a data directory lives.
 pub fn path_in(dir: &Path) -> PathBuf {

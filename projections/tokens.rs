@@ -26,7 +26,7 @@ use super::slab::{Fixed, Slab};
 use crate::events::{
     ActorClaim, Envelope, Event, GRANT_STREAM_PREFIX, RevocationReason, TokenKind,
 };
-use crate::growth::Sharded;
+use crate::growth::{Chunked, Sharded};
 use crate::secret::SecretHash;
 use hashbrown::DefaultHashBuilder;
 use serde::{Deserialize, Serialize};
@@ -238,53 +238,37 @@ struct TokenFacts {
     act: Sym,
 }
 
+/// What never changes about a grant: in a slab, on disk once old.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 struct GrantEntry {
     id: Uuid,
-    revoked: Option<RevocationReason>,
     facts: u32,
-    /// How many events of the grant's stream are folded in (0 once past `u32::MAX`: unknown).
-    version: u32,
 }
 
-/// Revocation reasons in the order of their number (plus one) in a grant entry on disk.
-const REASONS: [RevocationReason; 5] = [
-    RevocationReason::ClientRequest,
-    RevocationReason::CodeReplay,
-    RevocationReason::RefreshTokenReuse,
-    RevocationReason::ClientDeleted,
-    RevocationReason::Operator,
-];
-
-/// On disk: the id, a byte for the revocation (0: none, else its reason's number plus one),
-/// then the facts and the version as four bytes each, little-endian.
+/// On disk: the id, then the facts as four bytes, little-endian.
 impl Fixed for GrantEntry {
-    const SIZE: usize = 25;
+    const SIZE: usize = 20;
 
     fn encode(&self, out: &mut [u8]) {
         out[..16].copy_from_slice(self.id.as_bytes());
-        out[16] = self.revoked.map_or(0, |reason| {
-            let number = REASONS.iter().position(|r| *r == reason);
-            number.expect("every reason is listed") as u8 + 1
-        });
-        out[17..21].copy_from_slice(&self.facts.to_le_bytes());
-        out[21..25].copy_from_slice(&self.version.to_le_bytes());
+        out[16..].copy_from_slice(&self.facts.to_le_bytes());
     }
 
     fn decode(bytes: &[u8]) -> GrantEntry {
-        let number = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
         GrantEntry {
             id: Uuid::from_slice(&bytes[..16]).expect("16 bytes"),
-            // A number no reason has (the file is this process's own) reads as revoked.
-            revoked: bytes[16].checked_sub(1).map(|n| {
-                *REASONS
-                    .get(usize::from(n))
-                    .unwrap_or(&RevocationReason::Operator)
-            }),
-            facts: number(17),
-            version: number(21),
+            facts: u32::from_le_bytes(bytes[16..].try_into().expect("4 bytes")),
         }
     }
+}
+
+/// What changes about a grant with its events: in memory whatever the grant's age (8 bytes),
+/// so folding a grant's event writes to no file.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct GrantState {
+    revoked: Option<RevocationReason>,
+    /// How many events of the grant's stream are folded in (0 once past `u32::MAX`: unknown).
+    version: u32,
 }
 
 /// A grant's client, user, scope, resources and the user's profile, kept once per distinct
@@ -346,6 +330,13 @@ impl TokenView<'_> {
 pub struct Tokens {
     records: Slab<TokenRecord>,
     grants: Slab<GrantEntry>,
+    /// Each grant's [`GrantState`], numbered as `grants`.
+    grant_states: Chunked<GrantState>,
+    /// The grant of the latest event folded that named one. A grant's events come together
+    /// (a refresh's rotation and its access token, then the audit index asking whose they
+    /// are), and an entry never changes but for its number, which only a sweep changes: so
+    /// each is read from disk once, not three times.
+    last_grant: Option<(u32, GrantEntry)>,
     strings: Interner,
     token_facts: Distinct<TokenFacts>,
     grant_facts: Distinct<GrantFacts>,
@@ -364,6 +355,7 @@ impl PartialEq for Tokens {
         self.swept_hour == other.swept_hour
             && self.records == other.records
             && self.grants == other.grants
+            && self.grant_states == other.grant_states
             && self.strings == other.strings
             && self.token_facts == other.token_facts
             && self.grant_facts == other.grant_facts
@@ -432,8 +424,11 @@ impl Tokens {
         };
         self.grants
             .iter()
-            .filter(|g| self.grant_facts.get(g.facts).client == client && g.revoked.is_none())
-            .map(|g| g.id)
+            .zip(self.grant_states.iter())
+            .filter(|(g, state)| {
+                self.grant_facts.get(g.facts).client == client && state.revoked.is_none()
+            })
+            .map(|(g, _)| g.id)
             .collect()
     }
 
@@ -468,15 +463,16 @@ impl Tokens {
 
     fn view(&self, r: &TokenRecord) -> TokenView<'_> {
         let grant = &self.grants.get(r.grant as usize);
+        let state = &self.grant_states[r.grant as usize];
         let facts = self.token_facts.get(r.facts);
         TokenView {
             kind: r.kind,
-            status: match (r.status, grant.revoked) {
+            status: match (r.status, state.revoked) {
                 (TokenStatus::Active, Some(_)) => TokenStatus::Revoked,
                 (status, _) => status,
             },
-            grant_revoked: grant.revoked,
-            grant_version: u64::from(grant.version),
+            grant_revoked: state.revoked,
+            grant_version: u64::from(state.version),
             jti: r.jti,
             grant_id: grant.id,
             client_id: self.strings.get(facts.client),
@@ -511,9 +507,12 @@ impl Tokens {
 
     /// Grant `id`'s number and entry.
     fn grant(&self, id: &Uuid) -> Option<(u32, GrantEntry)> {
-        find(&self.by_grant, &self.grants, self.uuid_tag(id), |g| {
-            g.id == *id
-        })
+        match self.last_grant {
+            Some(last) if last.1.id == *id => Some(last),
+            _ => find(&self.by_grant, &self.grants, self.uuid_tag(id), |g| {
+                g.id == *id
+            }),
+        }
     }
 
     /// The number and record of the token whose text hashes to `hash`.
@@ -547,9 +546,7 @@ impl Tokens {
                 };
                 let entry = GrantEntry {
                     id: e.grant_id,
-                    revoked: None,
                     facts: self.grant_facts.number(&facts, |f| *f),
-                    version: 0,
                 };
                 Some(self.insert_grant(entry))
             }
@@ -603,6 +600,7 @@ impl Tokens {
         };
         if let Some(grant) = grant {
             self.count_grant_event(grant, envelope);
+            self.last_grant = Some(grant);
         }
     }
 
@@ -610,12 +608,12 @@ impl Tokens {
     /// the grant's own stream. Every event type of a grant's stream is about its grant; one
     /// the model did not fold would leave the version behind, which only costs the grant's
     /// next refresh a conflict and a read.
-    fn count_grant_event(&mut self, (grant, mut entry): (u32, GrantEntry), envelope: &Envelope) {
+    fn count_grant_event(&mut self, (grant, entry): (u32, GrantEntry), envelope: &Envelope) {
         let mut id = Uuid::encode_buffer();
         let id = entry.id.hyphenated().encode_lower(&mut id);
         if envelope.stream.strip_prefix(GRANT_STREAM_PREFIX) == Some(id) {
-            entry.version = u32::try_from(envelope.version).unwrap_or(0);
-            self.grants.set(grant as usize, entry);
+            self.grant_states[grant as usize].version =
+                u32::try_from(envelope.version).unwrap_or(0);
         }
     }
 
@@ -627,6 +625,7 @@ impl Tokens {
         }
         let index = self.grants.len() as u32;
         self.grants.push(entry);
+        self.grant_states.push(GrantState::default());
         self.index_grant(index, &entry);
         (index, entry)
     }
@@ -704,12 +703,10 @@ impl Tokens {
     /// Revokes a grant, and with it its tokens; returns its number and entry (`None` for an
     /// unknown grant).
     fn revoke_grant(&mut self, id: &Uuid, reason: RevocationReason) -> Option<(u32, GrantEntry)> {
-        let (grant, mut entry) = self.grant(id)?;
-        if entry.revoked.is_none() {
-            entry.revoked = Some(reason);
-            self.grants.set(grant as usize, entry);
-        }
-        Some((grant, entry))
+        let found = self.grant(id)?;
+        let state = &mut self.grant_states[found.0 as usize];
+        state.revoked.get_or_insert(reason);
+        Some(found)
     }
 
     /// Forgets the records expiring before hour `cutoff`, if they are a quarter of all, and
@@ -755,14 +752,17 @@ impl Tokens {
     /// next kept one, unused).
     fn forget_grants(&mut self, dead: impl Fn(usize) -> bool) -> Vec<u32> {
         let mut renumbered = Vec::with_capacity(self.grants.len());
-        let mut kept = self.grants.empty_like();
-        for (index, grant) in self.grants.iter().enumerate() {
+        let (mut kept, mut kept_states) = (self.grants.empty_like(), Chunked::default());
+        let grants = self.grants.iter().zip(self.grant_states.iter());
+        for (index, (grant, state)) in grants.enumerate() {
             renumbered.push(kept.len() as u32);
             if !dead(index) {
                 kept.push(grant);
+                kept_states.push(*state);
             }
         }
         self.grants = kept;
+        self.grant_states = kept_states;
         self.reindex_grants();
         renumbered
     }
@@ -785,6 +785,7 @@ impl Tokens {
 
     /// The grant index anew, after the grants changed places.
     fn reindex_grants(&mut self) {
+        self.last_grant = None;
         self.by_grant = Sharded::with_capacity(self.grants.len());
         let grants = std::mem::take(&mut self.grants);
         for (index, grant) in grants.iter().enumerate() {
@@ -799,6 +800,7 @@ struct TokensRef<'a> {
     swept_hour: u32,
     records: &'a Slab<TokenRecord>,
     grants: &'a Slab<GrantEntry>,
+    grant_states: &'a Chunked<GrantState>,
     strings: &'a Interner,
     token_facts: &'a Distinct<TokenFacts>,
     grant_facts: &'a Distinct<GrantFacts>,
@@ -809,6 +811,7 @@ struct TokensData {
     swept_hour: u32,
     records: Slab<TokenRecord>,
     grants: Slab<GrantEntry>,
+    grant_states: Chunked<GrantState>,
     strings: Interner,
     token_facts: Distinct<TokenFacts>,
     grant_facts: Distinct<GrantFacts>,
@@ -820,6 +823,7 @@ impl Serialize for Tokens {
             swept_hour: self.swept_hour,
             records: &self.records,
             grants: &self.grants,
+            grant_states: &self.grant_states,
             strings: &self.strings,
             token_facts: &self.token_facts,
             grant_facts: &self.grant_facts,
@@ -835,6 +839,7 @@ impl<'de> Deserialize<'de> for Tokens {
             swept_hour: data.swept_hour,
             records: data.records,
             grants: data.grants,
+            grant_states: data.grant_states,
             strings: data.strings,
             token_facts: data.token_facts,
             grant_facts: data.grant_facts,
@@ -1145,17 +1150,13 @@ mod tests {
                 }
             }
         }
-        for revoked in REASONS.into_iter().map(Some).chain([None]) {
-            let grant = GrantEntry {
-                id: Uuid::from_u128(u128::MAX / 3),
-                revoked,
-                facts: 0x0a0b_0c0d,
-                version: u32::MAX - 1,
-            };
-            let mut bytes = [0xff; GrantEntry::SIZE];
-            grant.encode(&mut bytes);
-            assert_eq!(GrantEntry::decode(&bytes), grant);
-        }
+        let grant = GrantEntry {
+            id: Uuid::from_u128(u128::MAX / 3),
+            facts: 0x0a0b_0c0d,
+        };
+        let mut bytes = [0xff; GrantEntry::SIZE];
+        grant.encode(&mut bytes);
+        assert_eq!(GrantEntry::decode(&bytes), grant);
     }
 
     #[test]
