@@ -18,8 +18,8 @@ use warrant::events::filelog::index::{Index, Location, Segment, Spill};
 use warrant::events::{
     AccessTokenIssued, Envelope, Event, GrantCreated, GrantOrigin, NewEvent, synthetic,
 };
-use warrant::projections::ReadModels;
 use warrant::projections::tokens::Tokens;
+use warrant::projections::{ReadModels, slab};
 use warrant::secret::SecretHash;
 
 struct Counting;
@@ -57,7 +57,7 @@ fn envelope(position: u64, event: Event, time: Timestamp) -> Envelope {
 /// their older token records in `dir` as a server keeps them.
 fn models_of(n: usize, dir: &Path) -> ReadModels {
     let mut models = ReadModels::default();
-    models.spill_to(dir);
+    models.spill_to(dir, slab::IN_MEMORY);
     for i in 0..n {
         for (j, event) in family(i, NOW).into_iter().enumerate() {
             models.apply(&envelope((2 * i + j + 1) as u64, event, NOW));
@@ -110,7 +110,7 @@ fn main() {
         let (bytes, tokens) = measure(|| {
             let mut tokens = Tokens::default();
             if spill {
-                tokens.spill_to(dir.path());
+                tokens.spill_to(dir.path(), slab::IN_MEMORY);
             }
             let mut position = 0;
             for i in 0..n {

@@ -8,7 +8,7 @@ pub mod clients;
 mod interner;
 pub mod keys;
 pub mod live;
-mod slab;
+pub mod slab;
 pub mod tokens;
 
 use crate::events::{ChainHash, Envelope, EventStore, StoreError};
@@ -47,11 +47,11 @@ impl ReadModels {
         self.last_hash = envelope.hash;
     }
 
-    /// Keeps only the newest token records in memory from now on, and the others in an
-    /// unnamed file in `dir` (see `slab`): what a running server holds for every live token
-    /// then is the indexes' few bytes, not the whole record.
-    pub fn spill_to(&mut self, dir: &std::path::Path) {
-        self.tokens.spill_to(dir);
+    /// Keeps only about the newest `records` token records (and as many grants) in memory
+    /// from now on, and the others in unnamed files in `dir` (see `slab`): what a running
+    /// server holds for every live token then is the indexes' few bytes, not the whole record.
+    pub fn spill_to(&mut self, dir: &std::path::Path, records: usize) {
+        self.tokens.spill_to(dir, records);
     }
 
     /// Folds everything after `self.position` up to `until` (inclusive; `None`: the head),

@@ -6,9 +6,9 @@
 //! the process grows with the issuance rate. Most of those records are never asked for again
 //! (a resource server introspects a token in the minutes after it is issued; a refresh token
 //! is presented once, an hour later). So once [`Slab::spill_to`] names a directory, every
-//! chunk but the newest [`IN_MEMORY`] is written to an unnamed file there, and a lookup of an
-//! older record is one `pread` (from the page cache, which the kernel may reclaim, rather
-//! than from memory the process holds for good).
+//! chunk of [`CHUNK`] records but the newest few is written to an unnamed file there, and a
+//! lookup of an older record is one `pread` (from the page cache, which the kernel may
+//! reclaim, rather than from memory the process holds for good).
 //!
 //! The file is a cache of the events like the model itself: rebuilt at every start, never
 //! synced, gone with the process. A chunk that cannot be written (a full disk) stays in
@@ -17,7 +17,6 @@
 //! model that cannot read itself cannot answer truly, and the next start rebuilds it from the
 //! log.
 
-use crate::growth::CHUNK;
 use serde::de::{SeqAccess, Visitor};
 use serde::ser::SerializeSeq;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -27,13 +26,13 @@ use std::marker::PhantomData;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-/// Chunks kept in memory once spilling: the newest, the one being filled among them.
-pub const IN_MEMORY: usize = 4;
+/// Records per chunk: what is written to the file at once (49 KiB of token records), small
+/// enough that writing it under the read models' lock is brief and that its buffer is reused
+/// by the allocator rather than handed back and forth with the system.
+pub const CHUNK: usize = 1024;
 
-/// Records read or written at a time when whole chunks are: buffers of tens of kilobytes,
-/// which the allocator reuses (a chunk's megabyte, allocated and freed, would raise glibc's
-/// threshold for handing memory back to the system).
-const RUN: usize = 1024;
+/// Records a spilling slab keeps in memory unless told otherwise: the newest 65,536.
+pub const IN_MEMORY: usize = 1 << 16;
 
 /// The most bytes a [`Fixed`] record may take.
 const MAX_SIZE: usize = 64;
@@ -60,11 +59,13 @@ struct Spill {
 }
 
 /// An append-only vector of [`Fixed`] records in chunks of [`CHUNK`], all in memory until
-/// [`Slab::spill_to`], then all but the newest [`IN_MEMORY`] chunks in a file.
+/// [`Slab::spill_to`], then all but the newest few chunks in a file.
 pub struct Slab<T> {
     chunks: Vec<Chunk<T>>,
     len: usize,
     spill: Option<Spill>,
+    /// Chunks kept in memory once spilling, the one being filled among them.
+    in_memory: usize,
     /// Every chunk below this one is on disk.
     spilled: usize,
     /// The buffer of the last chunk written out, for the next chunk to fill.
@@ -77,6 +78,7 @@ impl<T> Default for Slab<T> {
             chunks: Vec::new(),
             len: 0,
             spill: None,
+            in_memory: usize::MAX,
             spilled: 0,
             spare: None,
         }
@@ -105,17 +107,19 @@ impl<T: Fixed> Slab<T> {
                 dir: s.dir.clone(),
                 file: None,
             }),
+            in_memory: self.in_memory,
             ..Slab::default()
         }
     }
 
-    /// From now on keeps only the newest [`IN_MEMORY`] chunks in memory and writes the
-    /// others to an unnamed file in `dir` (now, and as the slab grows).
-    pub fn spill_to(&mut self, dir: &Path) {
+    /// From now on keeps only about the newest `records` in memory (whole chunks, at least
+    /// one) and writes the others to an unnamed file in `dir` (now, and as the slab grows).
+    pub fn spill_to(&mut self, dir: &Path, records: usize) {
         self.spill = Some(Spill {
             dir: dir.to_path_buf(),
             file: None,
         });
+        self.in_memory = records.div_ceil(CHUNK).max(1);
         self.write_out();
     }
 
@@ -169,25 +173,19 @@ impl<T: Fixed> Slab<T> {
             .unwrap_or_else(|e| failed("write", e));
     }
 
-    /// The records in order (from disk [`RUN`] records to a `pread`).
+    /// The records in order (a chunk on disk read with one `pread`).
     pub fn iter(&self) -> impl Iterator<Item = T> + '_ {
-        (0..self.len)
-            .step_by(RUN)
-            .flat_map(move |start| self.run(start, (self.len - start).min(RUN)))
-    }
-
-    /// Records `start..start + n`, which are in one chunk.
-    fn run(&self, start: usize, n: usize) -> Vec<T> {
-        match &self.chunks[start / CHUNK] {
-            Chunk::Memory(chunk) => chunk[start % CHUNK..][..n].to_vec(),
+        let chunks = self.chunks.iter().enumerate();
+        chunks.flat_map(move |(number, chunk)| match chunk {
+            Chunk::Memory(chunk) => chunk.clone(),
             Chunk::Disk => {
-                let mut bytes = vec![0; n * T::SIZE];
+                let mut bytes = vec![0; CHUNK * T::SIZE];
                 self.file()
-                    .read_exact_at(&mut bytes, Self::offset(start))
+                    .read_exact_at(&mut bytes, Self::offset(number * CHUNK))
                     .unwrap_or_else(|e| failed("read", e));
                 bytes.chunks_exact(T::SIZE).map(T::decode).collect()
             }
-        }
+        })
     }
 
     fn offset(index: usize) -> u64 {
@@ -199,13 +197,13 @@ impl<T: Fixed> Slab<T> {
         file.expect("a chunk on disk has a file")
     }
 
-    /// Writes every full chunk older than the newest [`IN_MEMORY`] to the file, oldest first;
+    /// Writes every full chunk older than the newest `in_memory` to the file, oldest first;
     /// stops at the first that cannot be written, which stays in memory for the next try.
     fn write_out(&mut self) {
         let Some(spill) = &mut self.spill else {
             return;
         };
-        let keep_from = self.chunks.len().saturating_sub(IN_MEMORY);
+        let keep_from = self.chunks.len().saturating_sub(self.in_memory);
         while self.spilled < keep_from {
             let number = self.spilled;
             let Chunk::Memory(records) = &self.chunks[number] else {
@@ -237,16 +235,11 @@ fn write_chunk<T: Fixed>(spill: &mut Spill, number: usize, records: &[T]) -> std
         Some(file) => file,
         None => spill.file.insert(tempfile::tempfile_in(&spill.dir)?),
     };
-    let mut bytes = vec![0; RUN * T::SIZE];
-    for (run, records) in records.chunks(RUN).enumerate() {
-        let bytes = &mut bytes[..records.len() * T::SIZE];
-        for (record, out) in records.iter().zip(bytes.chunks_exact_mut(T::SIZE)) {
-            record.encode(out);
-        }
-        let offset = (number * CHUNK + run * RUN) * T::SIZE;
-        file.write_all_at(bytes, offset as u64)?;
+    let mut bytes = vec![0; records.len() * T::SIZE];
+    for (record, out) in records.iter().zip(bytes.chunks_exact_mut(T::SIZE)) {
+        record.encode(out);
     }
-    Ok(())
+    file.write_all_at(&bytes, (number * CHUNK * T::SIZE) as u64)
 }
 
 impl<T: Fixed + PartialEq> PartialEq for Slab<T> {
@@ -318,6 +311,9 @@ mod tests {
         }
     }
 
+    /// Chunks the tests keep in memory.
+    const KEEP: usize = 4;
+
     fn pair(i: usize) -> Pair {
         Pair(i as u32, (i as u64) << 33 | 7)
     }
@@ -325,7 +321,7 @@ mod tests {
     #[test]
     fn records_read_the_same_in_memory_and_on_disk_and_change_in_place() {
         let dir = tempfile::tempdir().unwrap();
-        let n = (IN_MEMORY + 3) * CHUNK + 10;
+        let n = (KEEP + 3) * CHUNK + 10;
         let mut slab = Slab::default();
         (0..2 * CHUNK).for_each(|i| slab.push(pair(i)));
         assert_eq!(
@@ -333,13 +329,13 @@ mod tests {
             0,
             "nothing spills until a directory is named"
         );
-        slab.spill_to(dir.path());
+        slab.spill_to(dir.path(), KEEP * CHUNK);
         (2 * CHUNK..n).for_each(|i| slab.push(pair(i)));
         assert_eq!(slab.len(), n);
         assert_eq!(
             slab.on_disk(),
             4 * CHUNK,
-            "all but the newest {IN_MEMORY} chunks"
+            "all but the newest {KEEP} chunks"
         );
         assert_eq!(
             std::fs::read_dir(dir.path()).unwrap().count(),
@@ -362,16 +358,16 @@ mod tests {
         assert_eq!(slab.iter().count(), n);
 
         let mut like = slab.empty_like();
-        (0..(IN_MEMORY + 1) * CHUNK).for_each(|i| like.push(pair(i)));
+        (0..(KEEP + 1) * CHUNK).for_each(|i| like.push(pair(i)));
         assert_eq!(like.on_disk(), CHUNK, "an empty slab like it spills too");
     }
 
     #[test]
     fn a_slab_round_trips_as_the_sequence_a_chunked_vector_writes() {
         let dir = tempfile::tempdir().unwrap();
-        let n = (IN_MEMORY + 2) * CHUNK + 3;
+        let n = (KEEP + 2) * CHUNK + 3;
         let mut slab = Slab::default();
-        slab.spill_to(dir.path());
+        slab.spill_to(dir.path(), KEEP * CHUNK);
         let mut chunked = crate::growth::Chunked::default();
         for i in 0..n {
             slab.push(pair(i));
@@ -393,9 +389,9 @@ mod tests {
     fn chunks_that_cannot_be_written_stay_in_memory_and_are_still_read() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("gone");
-        let n = (IN_MEMORY + 2) * CHUNK;
+        let n = (KEEP + 2) * CHUNK;
         let mut slab = Slab::default();
-        slab.spill_to(&missing);
+        slab.spill_to(&missing, KEEP * CHUNK);
         (0..n).for_each(|i| slab.push(pair(i)));
         assert_eq!(slab.on_disk(), 0);
         assert!(slab.iter().enumerate().all(|(i, p)| p == pair(i)));

@@ -30,6 +30,9 @@ pub struct ServeConfig {
     pub checkpoint_every: u64,
     /// Streams the log's index keeps in memory before it moves them to disk.
     pub index_streams_in_memory: usize,
+    /// Token records (and grants) the token model keeps in memory before it moves the
+    /// older ones to disk.
+    pub token_records_in_memory: usize,
     /// Most actors of each kind kept live. A live actor costs about 850 bytes and saves only
     /// the read of its stream's few events on its next command, so this stays small.
     pub actor_capacity: usize,
@@ -55,6 +58,7 @@ impl ServeConfig {
             key_rotation: Some(Duration::from_secs(90 * 86_400)),
             checkpoint_every: 100_000,
             index_streams_in_memory: Spill::STREAMS,
+            token_records_in_memory: crate::projections::slab::IN_MEMORY,
             actor_capacity: 1_000,
             actor_idle: Duration::from_secs(60),
         }

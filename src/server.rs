@@ -105,7 +105,7 @@ pub async fn build(config: ServeConfig) -> Result<Warrant, StartError> {
     let store: Arc<dyn EventStore> = Arc::new(log);
     let head = *store.head().borrow();
     let mut models = checkpoint::load_for(&checkpoint::path_in(&config.dir), store.as_ref()).await;
-    models.spill_to(&config.dir);
+    models.spill_to(&config.dir, config.token_records_in_memory);
     let from_checkpoint = models.position;
     models.catch_up(store.as_ref(), None, |_| {}).await?;
     let mut keys = NodeKeys::load_or_generate(&config.dir)?;

@@ -4,7 +4,7 @@
 use super::{StoreArgs, fail, runtime};
 use crate::events::EventStore;
 use crate::events::filelog::{FileLog, FileLogOptions};
-use crate::projections::{ReadModels, checkpoint};
+use crate::projections::{ReadModels, checkpoint, slab};
 use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::process::ExitCode;
@@ -52,7 +52,7 @@ async fn rebuild(store: &StoreArgs, as_of: Option<u64>) -> Result<String, String
     );
     let started = Instant::now();
     let mut models = ReadModels::default();
-    models.spill_to(&spill_dir);
+    models.spill_to(&spill_dir, slab::IN_MEMORY);
     models
         .catch_up(&log, Some(until), |p| bar.set_position(p))
         .await

@@ -5,6 +5,7 @@ use crate::capabilities::Rules;
 use crate::config::{IdentityConfig, ServeConfig, default_local_user, default_node};
 use crate::events::filelog::index::Spill;
 use crate::identity::{DEFAULT_SOCKET, Profile};
+use crate::projections::slab;
 use clap::{Args, ValueEnum};
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
@@ -105,6 +106,10 @@ pub struct ServeArgs {
     /// in its tables on disk.
     #[arg(long, env = "WARRANT_INDEX_STREAMS_IN_MEMORY", default_value_t = Spill::STREAMS)]
     index_streams_in_memory: usize,
+    /// Token records and grants the token model keeps in memory (the newest; whole chunks
+    /// of 1,024, at least one); older ones are in unnamed files in the data directory.
+    #[arg(long, env = "WARRANT_TOKEN_RECORDS_IN_MEMORY", default_value_t = slab::IN_MEMORY)]
+    token_records_in_memory: usize,
 }
 
 /// A tsidp environment variable's value, when set and not empty.
@@ -226,6 +231,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
         issuer,
         checkpoint_every: args.checkpoint_every.max(1),
         index_streams_in_memory: args.index_streams_in_memory.max(1),
+        token_records_in_memory: args.token_records_in_memory,
         identity,
         funnel: args.funnel,
         enable_sts: args.enable_sts,

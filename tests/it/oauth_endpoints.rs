@@ -1,7 +1,7 @@
 //! Discovery, JWKS, client credentials, introspection and revocation over real HTTP, with
 //! every bad input answered by the RFC's error and no change to the log.
 
-use super::support::{Server, http, log_head, register};
+use super::support::{App, Server, http, log_head, login, post_as, register};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use reqwest::blocking::{RequestBuilder, Response};
 use serde_json::{Value, json};
@@ -519,4 +519,92 @@ fn an_unusable_issuer_stops_the_start() {
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("--issuer"));
+}
+
+/// The unnamed files a running server holds open in `dir` (the token model's older records
+/// and grants, here, where the log's index keeps everything in memory).
+fn unnamed_files_in(server: &Server, dir: &std::path::Path) -> usize {
+    let fds = std::fs::read_dir(format!("/proc/{}/fd", server.pid())).unwrap();
+    fds.filter_map(|fd| std::fs::read_link(fd.unwrap().path()).ok())
+        .filter(|target| {
+            let target = target.to_string_lossy();
+            target.starts_with(&*dir.to_string_lossy()) && target.ends_with("(deleted)")
+        })
+        .count()
+}
+
+#[test]
+fn tokens_whose_records_moved_to_disk_answer_as_before_and_after_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let flags = ["--token-records-in-memory", "1024"];
+    let server = Server::start_with(dir.path(), &flags);
+    let user = login(&server, "http://localhost:8003");
+    let client = service_client(&server);
+    assert_eq!(unnamed_files_in(&server, dir.path()), 0);
+    let issue = || {
+        let token = client_credentials(&server, &client, &[])["access_token"].clone();
+        token.as_str().unwrap().to_owned()
+    };
+    // Two tokens, then more than a chunk of 1,024 records and grants from eight threads at
+    // once, then one more: the first two (and the user's) are on disk, the last in memory.
+    let mut tokens = vec![issue(), issue()];
+    std::thread::scope(|scope| {
+        for _ in 0..8 {
+            scope.spawn(|| (0..130).for_each(|_| drop(issue())));
+        }
+    });
+    tokens.push(issue());
+    assert_eq!(
+        unnamed_files_in(&server, dir.path()),
+        2,
+        "the oldest token records and grants are in their files"
+    );
+    let active =
+        |server: &Server, token: &str| introspect(server, &client, token)["active"].clone();
+    assert_eq!(active(&server, &tokens[0]), json!(true));
+    let first = introspect(&server, &client, &tokens[0]);
+    assert_eq!(first["client_id"], json!(client.id));
+    assert_eq!(first["scope"], json!("api:read api:write"));
+    // Revoked on disk.
+    let revoked = post_form(&server, "/revoke", &client, &[("token", &tokens[1])]);
+    assert_eq!(revoked.send().unwrap().status(), 200);
+    assert_eq!(active(&server, &tokens[1]), json!(false));
+    // The user's refresh token and its grant are on disk too: it rotates once, and its reuse
+    // revokes the grant.
+    let app = App {
+        id: user["client_id"].as_str().unwrap().into(),
+        secret: user["client_secret"].as_str().map(str::to_owned),
+    };
+    let refresh = |token: &str| {
+        post_as(
+            &server,
+            &app,
+            "/token",
+            &[("grant_type", "refresh_token"), ("refresh_token", token)],
+        )
+    };
+    let old = user["refresh_token"].as_str().unwrap();
+    let rotated: Value = refresh(old).json().unwrap();
+    let new_access = rotated["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(active(&server, &new_access), json!(true));
+    assert_eq!(refresh(old).status(), 400, "a reused refresh token");
+    assert_eq!(
+        active(&server, &new_access),
+        json!(false),
+        "its grant is revoked"
+    );
+
+    // The same answers after a clean restart (from the checkpoint) and after a kill -9 (from
+    // the log).
+    server.stop();
+    let server = Server::start_with(dir.path(), &flags);
+    let answers = |server: &Server| {
+        [&tokens[0], &tokens[1], &tokens[2], &new_access].map(|t| active(server, t))
+    };
+    let expected = [json!(true), json!(false), json!(true), json!(false)];
+    assert_eq!(answers(&server), expected);
+    assert_eq!(unnamed_files_in(&server, dir.path()), 2);
+    server.kill9();
+    let server = Server::start_with(dir.path(), &flags);
+    assert_eq!(answers(&server), expected);
 }

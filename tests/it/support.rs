@@ -88,6 +88,11 @@ impl Server {
             .unwrap()
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// SIGKILL: the process gets no chance to flush or checkpoint anything.
     pub fn kill9(mut self) {
         self.child.kill().unwrap();
