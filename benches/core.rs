@@ -19,7 +19,7 @@ use warrant::events::contract::sample;
 use warrant::events::filelog::{FileLog, FileLogOptions};
 use warrant::events::{Event, EventStore, ExpectedVersion, NewEvent, synthetic};
 use warrant::projections::tokens::Tokens;
-use warrant::projections::{ReadModels, checkpoint};
+use warrant::projections::{ReadModels, checkpoint, slab};
 
 const NOW: Timestamp = Timestamp(1_795_000_000_000);
 
@@ -276,8 +276,12 @@ fn grant_load(c: &mut Criterion) {
 /// 31 days on (every token goes, and every grant with them).
 fn token_sweep(c: &mut Criterion) {
     const FAMILIES: usize = 500_000;
-    let model = || {
+    let dir = tempfile::tempdir().unwrap();
+    let model = |on_disk: bool| {
         let mut tokens = Tokens::default();
+        if on_disk {
+            tokens.spill_to(dir.path(), slab::IN_MEMORY);
+        }
         let mut position = 0;
         for i in 0..FAMILIES {
             for new in synthetic::token_family(i, NOW).1 {
@@ -289,11 +293,15 @@ fn token_sweep(c: &mut Criterion) {
     };
     let mut group = c.benchmark_group("token_sweep_500k_families");
     group.sample_size(10);
-    for (name, hours) in [("access_tokens_forgotten", 3), ("all_forgotten", 31 * 24)] {
+    for (name, hours, on_disk) in [
+        ("access_tokens_forgotten", 3, false),
+        ("all_forgotten", 31 * 24, false),
+        ("access_tokens_forgotten_records_on_disk", 3, true),
+    ] {
         let later = synthetic::token_family(FAMILIES, NOW.plus_seconds(hours * 3600)).1;
         group.bench_function(name, |b| {
             b.iter_batched(
-                model,
+                || model(on_disk),
                 |(mut tokens, position)| {
                     tokens.apply(&synthetic::envelope(position + 1, later[0].clone()));
                     tokens

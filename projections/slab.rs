@@ -17,12 +17,10 @@
 //! model that cannot read itself cannot answer truly, and the next start rebuilds it from the
 //! log.
 
-use serde::de::{SeqAccess, Visitor};
-use serde::ser::SerializeSeq;
+use crate::growth::{deserialize_seq_into, serialize_seq_of};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 use std::fs::File;
-use std::marker::PhantomData;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -50,6 +48,24 @@ pub trait Fixed: Clone {
 enum Chunk<T> {
     Memory(Vec<T>),
     Disk,
+}
+
+/// One chunk's records, as [`Slab::iter`] yields them: copied from memory, or decoded from
+/// disk.
+enum Records<'a, T> {
+    Memory(std::slice::Iter<'a, T>),
+    Disk(std::vec::IntoIter<T>),
+}
+
+impl<T: Clone> Iterator for Records<'_, T> {
+    type Item = T;
+
+    fn next(&mut self) -> Option<T> {
+        match self {
+            Records::Memory(records) => records.next().cloned(),
+            Records::Disk(records) => records.next(),
+        }
+    }
 }
 
 /// Where the chunks go: a directory, and the file once the first chunk is written.
@@ -177,13 +193,19 @@ impl<T: Fixed> Slab<T> {
     pub fn iter(&self) -> impl Iterator<Item = T> + '_ {
         let chunks = self.chunks.iter().enumerate();
         chunks.flat_map(move |(number, chunk)| match chunk {
-            Chunk::Memory(chunk) => chunk.clone(),
+            Chunk::Memory(chunk) => Records::Memory(chunk.iter()),
             Chunk::Disk => {
                 let mut bytes = vec![0; CHUNK * T::SIZE];
                 self.file()
                     .read_exact_at(&mut bytes, Self::offset(number * CHUNK))
                     .unwrap_or_else(|e| failed("read", e));
-                bytes.chunks_exact(T::SIZE).map(T::decode).collect()
+                Records::Disk(
+                    bytes
+                        .chunks_exact(T::SIZE)
+                        .map(T::decode)
+                        .collect::<Vec<_>>()
+                        .into_iter(),
+                )
             }
         })
     }
@@ -260,33 +282,13 @@ impl<T> fmt::Debug for Slab<T> {
 /// Serialized as a plain sequence, as [`crate::growth::Chunked`] is.
 impl<T: Fixed + Serialize> Serialize for Slab<T> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut seq = serializer.serialize_seq(Some(self.len))?;
-        for value in self.iter() {
-            seq.serialize_element(&value)?;
-        }
-        seq.end()
+        serialize_seq_of(serializer, self.len, self.iter())
     }
 }
 
 impl<'de, T: Fixed + Deserialize<'de>> Deserialize<'de> for Slab<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Slab<T>, D::Error> {
-        struct Records<T>(PhantomData<T>);
-        impl<'de, T: Fixed + Deserialize<'de>> Visitor<'de> for Records<T> {
-            type Value = Slab<T>;
-
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a sequence")
-            }
-
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Slab<T>, A::Error> {
-                let mut slab = Slab::default();
-                while let Some(value) = seq.next_element()? {
-                    slab.push(value);
-                }
-                Ok(slab)
-            }
-        }
-        deserializer.deserialize_seq(Records(PhantomData))
+        deserialize_seq_into(deserializer, Slab::push)
     }
 }
 

@@ -723,8 +723,8 @@ impl Tokens {
         }
         // Each grant's records are marked kept or forgotten: a grant whose every record goes
         // goes too; one that never had a record stays.
-        // The records are read twice (once to mark, once to keep), since those that are kept
-        // may be written to disk before their grants' new numbers are known.
+        // The records are read twice (once to mark, once to keep and index), since those that
+        // are kept may be written to disk before their grants' new numbers are known.
         const FORGOTTEN: u8 = 1;
         const KEPT: u8 = 2;
         let kept = |record: &TokenRecord| hour(record.expires_at) >= cutoff;
@@ -736,16 +736,25 @@ impl Tokens {
         let renumbered = (0..tokens_of.len())
             .any(dead)
             .then(|| self.forget_grants(dead));
-        let mut records = self.records.empty_like();
-        for mut record in self.records.iter().filter(kept) {
+        let empty = self.records.empty_like();
+        let old = std::mem::replace(&mut self.records, empty);
+        let left = self.records_left(cutoff);
+        self.by_hash = Sharded::with_capacity(left);
+        self.by_jti = Sharded::with_capacity(left);
+        for mut record in old.iter().filter(kept) {
             if let Some(renumbered) = &renumbered {
                 record.grant = renumbered[record.grant as usize];
             }
-            records.push(record);
+            self.index_record(self.records.len() as u32, &record);
+            self.records.push(record);
         }
-        self.records = records;
         self.expiring = self.expiring.split_off(&cutoff);
-        self.reindex_records();
+    }
+
+    /// How many records expire in hour `cutoff` or later.
+    fn records_left(&self, cutoff: u32) -> usize {
+        let left = self.expiring.range(cutoff..).map(|(_, &n)| n as usize);
+        left.sum()
     }
 
     /// Drops the grants `dead` picks (by index), keeping the others in order, and indexes

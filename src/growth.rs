@@ -10,7 +10,6 @@ use serde::de::{SeqAccess, Visitor};
 use serde::ser::SerializeSeq;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
-use std::marker::PhantomData;
 use std::ops::{Index, IndexMut};
 
 /// Elements per chunk of a [`Chunked`].
@@ -79,34 +78,56 @@ impl<T> IndexMut<usize> for Chunked<T> {
 /// Serialized as a plain sequence.
 impl<T: Serialize> Serialize for Chunked<T> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut seq = serializer.serialize_seq(Some(self.len))?;
-        for value in self.iter() {
-            seq.serialize_element(value)?;
-        }
-        seq.end()
+        serialize_seq_of(serializer, self.len, self.iter())
     }
 }
 
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for Chunked<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Chunked<T>, D::Error> {
-        struct Elements<T>(PhantomData<T>);
-        impl<'de, T: Deserialize<'de>> Visitor<'de> for Elements<T> {
-            type Value = Chunked<T>;
-
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a sequence")
-            }
-
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Chunked<T>, A::Error> {
-                let mut chunked = Chunked::default();
-                while let Some(value) = seq.next_element()? {
-                    chunked.push(value);
-                }
-                Ok(chunked)
-            }
-        }
-        deserializer.deserialize_seq(Elements(PhantomData))
+        deserialize_seq_into(deserializer, Chunked::push)
     }
+}
+
+/// Writes `len` elements as one sequence (of known length, as postcard needs).
+pub(crate) fn serialize_seq_of<S: Serializer, T: Serialize>(
+    serializer: S,
+    len: usize,
+    elements: impl Iterator<Item = T>,
+) -> Result<S::Ok, S::Error> {
+    let mut seq = serializer.serialize_seq(Some(len))?;
+    for element in elements {
+        seq.serialize_element(&element)?;
+    }
+    seq.end()
+}
+
+/// Reads a sequence into a collection grown from empty by `push`, an element at a time.
+pub(crate) fn deserialize_seq_into<'de, D, T, C>(
+    deserializer: D,
+    push: fn(&mut C, T),
+) -> Result<C, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+    C: Default,
+{
+    struct Pushing<T, C>(fn(&mut C, T));
+    impl<'de, T: Deserialize<'de>, C: Default> Visitor<'de> for Pushing<T, C> {
+        type Value = C;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a sequence")
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<C, A::Error> {
+            let mut collection = C::default();
+            while let Some(element) = seq.next_element()? {
+                (self.0)(&mut collection, element);
+            }
+            Ok(collection)
+        }
+    }
+    deserializer.deserialize_seq(Pushing(push))
 }
 
 /// Shards of a [`Sharded`] table.
