@@ -262,13 +262,17 @@ impl Fixed for GrantEntry {
     }
 }
 
-/// What changes about a grant with its events: in memory whatever the grant's age (8 bytes),
-/// so folding a grant's event writes to no file.
+/// What changes about a grant with its events: in memory whatever the grant's age (12
+/// bytes), so folding a grant's event writes to no file and a sweep finds the grants it
+/// forgets without reading the token records.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct GrantState {
     revoked: Option<RevocationReason>,
     /// How many events of the grant's stream are folded in (0 once past `u32::MAX`: unknown).
     version: u32,
+    /// The hour its latest-expiring token expires in, plus one (0: it never had a token). A
+    /// sweep forgets the grant when it forgets that token, and so all of them.
+    last_expiry: u32,
 }
 
 /// A grant's client, user, scope, resources and the user's profile, kept once per distinct
@@ -675,6 +679,8 @@ impl Tokens {
             facts: self.token_facts.number(&facts, |f| *f),
         };
         count_expiry(&mut self.expiring, &record);
+        let last_expiry = &mut self.grant_states[grant as usize].last_expiry;
+        *last_expiry = (*last_expiry).max(hour(record.expires_at) + 1);
         let index = self.records.len() as u32;
         self.records.push(record);
         self.index_record(index, &record);
@@ -721,21 +727,14 @@ impl Tokens {
         if expired == 0 || expired * 4 < self.records.len() {
             return;
         }
-        // Each grant's records are marked kept or forgotten: a grant whose every record goes
-        // goes too; one that never had a record stays.
-        // The records are read twice (once to mark, once to keep and index), since those that
-        // are kept may be written to disk before their grants' new numbers are known.
-        const FORGOTTEN: u8 = 1;
-        const KEPT: u8 = 2;
+        // A grant goes with the last of its records; one that never had a record stays.
         let kept = |record: &TokenRecord| hour(record.expires_at) >= cutoff;
-        let mut tokens_of = vec![0u8; self.grants.len()];
-        for record in self.records.iter() {
-            tokens_of[record.grant as usize] |= if kept(&record) { KEPT } else { FORGOTTEN };
-        }
-        let dead = |grant: usize| tokens_of[grant] == FORGOTTEN;
-        let renumbered = (0..tokens_of.len())
-            .any(dead)
-            .then(|| self.forget_grants(dead));
+        let dead: Vec<bool> = (self.grant_states.iter())
+            .map(|state| (1..=cutoff).contains(&state.last_expiry))
+            .collect();
+        let renumbered = dead
+            .contains(&true)
+            .then(|| self.forget_grants(|grant| dead[grant]));
         let empty = self.records.empty_like();
         let old = std::mem::replace(&mut self.records, empty);
         let left = self.records_left(cutoff);
