@@ -50,20 +50,24 @@ enum Chunk<T> {
     Disk,
 }
 
-/// One chunk's records, as [`Slab::iter`] yields them: copied from memory, or decoded from
-/// disk.
+/// One chunk's records, as [`Slab::iter`] yields them: copied from memory, or decoded one by
+/// one from the chunk's bytes read from disk.
 enum Records<'a, T> {
     Memory(std::slice::Iter<'a, T>),
-    Disk(std::vec::IntoIter<T>),
+    Disk { bytes: Vec<u8>, at: usize },
 }
 
-impl<T: Clone> Iterator for Records<'_, T> {
+impl<T: Fixed> Iterator for Records<'_, T> {
     type Item = T;
 
     fn next(&mut self) -> Option<T> {
         match self {
             Records::Memory(records) => records.next().cloned(),
-            Records::Disk(records) => records.next(),
+            Records::Disk { bytes, at } => {
+                let record = bytes.get(*at..*at + T::SIZE)?;
+                *at += T::SIZE;
+                Some(T::decode(record))
+            }
         }
     }
 }
@@ -199,13 +203,7 @@ impl<T: Fixed> Slab<T> {
                 self.file()
                     .read_exact_at(&mut bytes, Self::offset(number * CHUNK))
                     .unwrap_or_else(|e| failed("read", e));
-                Records::Disk(
-                    bytes
-                        .chunks_exact(T::SIZE)
-                        .map(T::decode)
-                        .collect::<Vec<_>>()
-                        .into_iter(),
-                )
+                Records::Disk { bytes, at: 0 }
             }
         })
     }
@@ -228,22 +226,20 @@ impl<T: Fixed> Slab<T> {
         let keep_from = self.chunks.len().saturating_sub(self.in_memory);
         while self.spilled < keep_from {
             let number = self.spilled;
-            let Chunk::Memory(records) = &self.chunks[number] else {
-                unreachable!("chunks below `spilled` are on disk");
+            let Chunk::Memory(mut records) =
+                std::mem::replace(&mut self.chunks[number], Chunk::Disk)
+            else {
+                unreachable!("chunks from `spilled` on are in memory");
             };
-            if let Err(err) = write_chunk(spill, number, records) {
+            if let Err(err) = write_chunk(spill, number, &records) {
                 tracing::warn!(
                     dir = %spill.dir.display(),
                     %err,
                     "could not move older token records to disk; they stay in memory"
                 );
+                self.chunks[number] = Chunk::Memory(records);
                 return;
             }
-            let Chunk::Memory(mut records) =
-                std::mem::replace(&mut self.chunks[number], Chunk::Disk)
-            else {
-                unreachable!("just matched");
-            };
             records.clear();
             self.spare = Some(records);
             self.spilled += 1;

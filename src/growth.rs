@@ -13,7 +13,7 @@ use std::fmt;
 use std::ops::{Index, IndexMut};
 
 /// Elements per chunk of a [`Chunked`].
-pub(crate) const CHUNK: usize = 1 << 14;
+const CHUNK: usize = 1 << 14;
 
 /// An append-only vector kept in chunks of [`CHUNK`] elements: a push allocates at most one
 /// new chunk and never copies what is already there.
