@@ -10,6 +10,12 @@
 //! lookup of an older record is one `pread` (from the page cache, which the kernel may
 //! reclaim, rather than from memory the process holds for good).
 //!
+//! A record read from disk brings its block of [`BLOCK`] neighbours into a small cache: the
+//! fold reads the record a request has just read (a refresh token's, and its grant's), and
+//! records issued together are asked for together (a refresh token is presented about one
+//! access token's lifetime after it was issued, so the refreshes of a minute present the
+//! tokens issued in the same minute an hour before).
+//!
 //! The file is a cache of the events like the model itself: rebuilt at every start, never
 //! synced, gone with the process. A chunk that cannot be written (a full disk) stays in
 //! memory and is tried again at the next chunk. A record that cannot be read back or
@@ -23,6 +29,7 @@ use std::fmt;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
 
 /// Records per chunk: what is written to the file at once (49 KiB of token records), small
 /// enough that writing it under the read models' lock is brief and that its buffer is reused
@@ -34,6 +41,14 @@ pub const IN_MEMORY: usize = 1 << 16;
 
 /// The most bytes a [`Fixed`] record may take.
 const MAX_SIZE: usize = 64;
+
+/// Records per block: what one read of an older record brings into the cache (3 KiB of
+/// token records). A chunk holds a whole number of blocks.
+const BLOCK: usize = 64;
+const _: () = assert!(CHUNK.is_multiple_of(BLOCK));
+
+/// Blocks the cache holds, each in the one place its number picks.
+const CACHED_BLOCKS: usize = 64;
 
 /// A record written as exactly [`Fixed::SIZE`] bytes.
 pub trait Fixed: Clone {
@@ -72,6 +87,37 @@ impl<T: Fixed> Iterator for Records<'_, T> {
     }
 }
 
+/// Blocks of records on disk read lately, each in place `number % CACHED_BLOCKS`.
+#[derive(Default)]
+struct BlockCache(Vec<CachedBlock>);
+
+/// One block's bytes as the file holds them.
+struct CachedBlock {
+    number: usize,
+    bytes: Vec<u8>,
+}
+
+impl BlockCache {
+    /// The bytes of block `number`, if cached.
+    fn get_mut(&mut self, number: usize) -> Option<&mut [u8]> {
+        let cached = self.0.get_mut(number % CACHED_BLOCKS)?;
+        (cached.number == number).then_some(&mut cached.bytes[..])
+    }
+
+    /// The place for block `number`, emptied and sized `len`.
+    fn place(&mut self, number: usize, len: usize) -> &mut CachedBlock {
+        if self.0.is_empty() {
+            self.0.resize_with(CACHED_BLOCKS, || CachedBlock {
+                number: usize::MAX,
+                bytes: vec![0; len],
+            });
+        }
+        let cached = &mut self.0[number % CACHED_BLOCKS];
+        cached.number = usize::MAX;
+        cached
+    }
+}
+
 /// Where the chunks go: a directory, and the file once the first chunk is written.
 struct Spill {
     dir: PathBuf,
@@ -90,6 +136,8 @@ pub struct Slab<T> {
     spilled: usize,
     /// The buffer of the last chunk written out, for the next chunk to fill.
     spare: Option<Vec<T>>,
+    /// Blocks of records on disk read lately (readers share the slab, so behind a lock).
+    cache: Mutex<BlockCache>,
 }
 
 impl<T> Default for Slab<T> {
@@ -101,6 +149,7 @@ impl<T> Default for Slab<T> {
             in_memory: usize::MAX,
             spilled: 0,
             spare: None,
+            cache: Mutex::default(),
         }
     }
 }
@@ -170,12 +219,18 @@ impl<T: Fixed> Slab<T> {
         match &self.chunks[index / CHUNK] {
             Chunk::Memory(chunk) => chunk[index % CHUNK].clone(),
             Chunk::Disk => {
-                let mut bytes = [0; MAX_SIZE];
-                let bytes = &mut bytes[..T::SIZE];
+                let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+                let number = index / BLOCK;
+                let at = (index % BLOCK) * T::SIZE;
+                if let Some(bytes) = cache.get_mut(number) {
+                    return T::decode(&bytes[at..at + T::SIZE]);
+                }
+                let cached = cache.place(number, BLOCK * T::SIZE);
                 self.file()
-                    .read_exact_at(bytes, Self::offset(index))
+                    .read_exact_at(&mut cached.bytes, Self::offset(number * BLOCK))
                     .unwrap_or_else(|e| failed("read", e));
-                T::decode(bytes)
+                cached.number = number;
+                T::decode(&cached.bytes[at..at + T::SIZE])
             }
         }
     }
@@ -187,10 +242,16 @@ impl<T: Fixed> Slab<T> {
             return;
         }
         let mut bytes = [0; MAX_SIZE];
-        value.encode(&mut bytes[..T::SIZE]);
+        let bytes = &mut bytes[..T::SIZE];
+        value.encode(bytes);
         self.file()
-            .write_all_at(&bytes[..T::SIZE], Self::offset(index))
+            .write_all_at(bytes, Self::offset(index))
             .unwrap_or_else(|e| failed("write", e));
+        let cache = self.cache.get_mut().unwrap_or_else(PoisonError::into_inner);
+        if let Some(block) = cache.get_mut(index / BLOCK) {
+            let at = (index % BLOCK) * T::SIZE;
+            block[at..at + T::SIZE].copy_from_slice(bytes);
+        }
     }
 
     /// The records in order (a chunk on disk read with one `pread`).
@@ -358,6 +419,41 @@ mod tests {
         let mut like = slab.empty_like();
         (0..(KEEP + 1) * CHUNK).for_each(|i| like.push(pair(i)));
         assert_eq!(like.on_disk(), CHUNK, "an empty slab like it spills too");
+    }
+
+    #[test]
+    fn records_read_through_the_block_cache_are_what_the_file_holds_after_every_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut slab = Slab::default();
+        slab.spill_to(dir.path(), CHUNK);
+        let n = 2 * CACHED_BLOCKS * BLOCK + 2 * CHUNK;
+        (0..n).for_each(|i| slab.push(pair(i)));
+        assert!(slab.on_disk() >= 2 * CACHED_BLOCKS * BLOCK);
+        // Blocks 0 and CACHED_BLOCKS take the same place in the cache.
+        let (a, b) = (5, CACHED_BLOCKS * BLOCK + 5);
+        assert_eq!(slab.get(a), pair(a));
+        slab.set(a + 1, Pair(1, 1));
+        slab.set(b, Pair(2, 2));
+        assert_eq!(
+            slab.get(a + 1),
+            Pair(1, 1),
+            "a cached block changes with its record"
+        );
+        assert_eq!(
+            slab.get(b),
+            Pair(2, 2),
+            "an uncached block is read as written"
+        );
+        assert_eq!(
+            slab.get(a + 1),
+            Pair(1, 1),
+            "a block read back after eviction"
+        );
+        assert_eq!(slab.get(a), pair(a));
+        let from_file: Vec<Pair> = slab.iter().collect();
+        for i in (0..slab.on_disk()).rev().step_by(7) {
+            assert_eq!(slab.get(i), from_file[i], "record {i}");
+        }
     }
 
     #[test]
