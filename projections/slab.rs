@@ -1,5 +1,5 @@
 //! A slab of fixed-size records whose newest chunks stay in memory and whose older chunks
-//! live in an unnamed file, read back a record at a time.
+//! live in an unnamed file, read back a block of records at a time.
 //!
 //! The token model holds every live token, and a busy server issues tokens faster than they
 //! expire: kept on the heap, a record costs its 52 bytes for the hour or more it lives, so
@@ -7,8 +7,8 @@
 //! (a resource server introspects a token in the minutes after it is issued; a refresh token
 //! is presented once, an hour later). So once [`Slab::spill_to`] names a directory, every
 //! chunk of [`CHUNK`] records but the newest few is written to an unnamed file there, and a
-//! lookup of an older record is one `pread` (from the page cache, which the kernel may
-//! reclaim, rather than from memory the process holds for good).
+//! lookup of an older record is at most one `pread` (from the page cache, which the kernel
+//! may reclaim, rather than from memory the process holds for good).
 //!
 //! A record read from disk brings its block of [`BLOCK`] neighbours into a small cache: the
 //! fold reads the record a request has just read (a refresh token's, and its grant's), and
