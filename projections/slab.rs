@@ -14,7 +14,9 @@
 //! fold reads the record a request has just read (a refresh token's, and its grant's), and
 //! records issued together are asked for together (a refresh token is presented about one
 //! access token's lifetime after it was issued, so the refreshes of a minute present the
-//! tokens issued in the same minute an hour before).
+//! tokens issued in the same minute an hour before). A record changed in a cached block
+//! (a refresh token's rotation, after the refresh read it) is written back with its block,
+//! when another block takes its place or before the slab is read whole.
 //!
 //! The file is a cache of the events like the model itself: rebuilt at every start, never
 //! synced, gone with the process. A chunk that cannot be written (a full disk) stays in
@@ -91,30 +93,51 @@ impl<T: Fixed> Iterator for Records<'_, T> {
 #[derive(Default)]
 struct BlockCache(Vec<CachedBlock>);
 
-/// One block's bytes as the file holds them.
+/// One block's bytes, changed since read from the file if `dirty`.
 struct CachedBlock {
     number: usize,
+    dirty: bool,
     bytes: Vec<u8>,
 }
 
+impl CachedBlock {
+    /// Writes the block back to `file` if it changed.
+    fn write_back(&mut self, file: &File) {
+        if self.dirty {
+            let offset = (self.number * self.bytes.len()) as u64;
+            file.write_all_at(&self.bytes, offset)
+                .unwrap_or_else(|e| failed("write", e));
+            self.dirty = false;
+        }
+    }
+}
+
 impl BlockCache {
-    /// The bytes of block `number`, if cached.
-    fn get_mut(&mut self, number: usize) -> Option<&mut [u8]> {
+    /// Block `number`, if cached.
+    fn get_mut(&mut self, number: usize) -> Option<&mut CachedBlock> {
         let cached = self.0.get_mut(number % CACHED_BLOCKS)?;
-        (cached.number == number).then_some(&mut cached.bytes[..])
+        (cached.number == number).then_some(cached)
     }
 
-    /// The place for block `number`, emptied and sized `len`.
-    fn place(&mut self, number: usize, len: usize) -> &mut CachedBlock {
+    /// The place for block `number`, sized `len`, its block before written back to `file`
+    /// if it changed.
+    fn place(&mut self, file: &File, number: usize, len: usize) -> &mut CachedBlock {
         if self.0.is_empty() {
             self.0.resize_with(CACHED_BLOCKS, || CachedBlock {
                 number: usize::MAX,
+                dirty: false,
                 bytes: vec![0; len],
             });
         }
         let cached = &mut self.0[number % CACHED_BLOCKS];
+        cached.write_back(file);
         cached.number = usize::MAX;
         cached
+    }
+
+    /// Writes every changed block back to `file`.
+    fn write_back(&mut self, file: &File) {
+        self.0.iter_mut().for_each(|cached| cached.write_back(file));
     }
 }
 
@@ -156,6 +179,12 @@ impl<T> Default for Slab<T> {
 
 fn failed(action: &str, err: std::io::Error) -> ! {
     panic!("the token model could not {action} its file of older records: {err}")
+}
+
+/// The file of a slab with chunks on disk.
+fn spill_file(spill: &Option<Spill>) -> &File {
+    let file = spill.as_ref().and_then(|s| s.file.as_ref());
+    file.expect("a chunk on disk has a file")
 }
 
 impl<T: Fixed> Slab<T> {
@@ -222,12 +251,12 @@ impl<T: Fixed> Slab<T> {
                 let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
                 let number = index / BLOCK;
                 let at = (index % BLOCK) * T::SIZE;
-                if let Some(bytes) = cache.get_mut(number) {
-                    return T::decode(&bytes[at..at + T::SIZE]);
+                if let Some(cached) = cache.get_mut(number) {
+                    return T::decode(&cached.bytes[at..at + T::SIZE]);
                 }
-                let cached = cache.place(number, BLOCK * T::SIZE);
-                self.file()
-                    .read_exact_at(&mut cached.bytes, Self::offset(number * BLOCK))
+                let file = spill_file(&self.spill);
+                let cached = cache.place(file, number, BLOCK * T::SIZE);
+                file.read_exact_at(&mut cached.bytes, Self::offset(number * BLOCK))
                     .unwrap_or_else(|e| failed("read", e));
                 cached.number = number;
                 T::decode(&cached.bytes[at..at + T::SIZE])
@@ -235,33 +264,42 @@ impl<T: Fixed> Slab<T> {
         }
     }
 
-    /// Replaces the record at `index` (which must be below `len()`).
+    /// Replaces the record at `index` (which must be below `len()`): in memory, in its cached
+    /// block (written back when the block leaves the cache or the slab is read whole), or in
+    /// the file.
     pub fn set(&mut self, index: usize, value: T) {
         if let Chunk::Memory(chunk) = &mut self.chunks[index / CHUNK] {
             chunk[index % CHUNK] = value;
             return;
         }
+        let at = (index % BLOCK) * T::SIZE;
+        let cache = self.cache.get_mut().unwrap_or_else(PoisonError::into_inner);
+        if let Some(cached) = cache.get_mut(index / BLOCK) {
+            value.encode(&mut cached.bytes[at..at + T::SIZE]);
+            cached.dirty = true;
+            return;
+        }
         let mut bytes = [0; MAX_SIZE];
         let bytes = &mut bytes[..T::SIZE];
         value.encode(bytes);
-        self.file()
+        spill_file(&self.spill)
             .write_all_at(bytes, Self::offset(index))
             .unwrap_or_else(|e| failed("write", e));
-        let cache = self.cache.get_mut().unwrap_or_else(PoisonError::into_inner);
-        if let Some(block) = cache.get_mut(index / BLOCK) {
-            let at = (index % BLOCK) * T::SIZE;
-            block[at..at + T::SIZE].copy_from_slice(bytes);
-        }
     }
 
-    /// The records in order (a chunk on disk read with one `pread`).
+    /// The records in order (a chunk on disk read with one `pread`, once the cached blocks
+    /// that changed are written back).
     pub fn iter(&self) -> impl Iterator<Item = T> + '_ {
+        if self.spilled > 0 {
+            let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+            cache.write_back(spill_file(&self.spill));
+        }
         let chunks = self.chunks.iter().enumerate();
         chunks.flat_map(move |(number, chunk)| match chunk {
             Chunk::Memory(chunk) => Records::Memory(chunk.iter()),
             Chunk::Disk => {
                 let mut bytes = vec![0; CHUNK * T::SIZE];
-                self.file()
+                spill_file(&self.spill)
                     .read_exact_at(&mut bytes, Self::offset(number * CHUNK))
                     .unwrap_or_else(|e| failed("read", e));
                 Records::Disk { bytes, at: 0 }
@@ -271,11 +309,6 @@ impl<T: Fixed> Slab<T> {
 
     fn offset(index: usize) -> u64 {
         (index * T::SIZE) as u64
-    }
-
-    fn file(&self) -> &File {
-        let file = self.spill.as_ref().and_then(|s| s.file.as_ref());
-        file.expect("a chunk on disk has a file")
     }
 
     /// Writes every full chunk older than the newest `in_memory` to the file, oldest first;
@@ -447,7 +480,7 @@ mod tests {
         assert_eq!(
             slab.get(a + 1),
             Pair(1, 1),
-            "a block read back after eviction"
+            "a changed block is written back when another takes its place"
         );
         assert_eq!(slab.get(a), pair(a));
         let from_file: Vec<Pair> = slab.iter().collect();
