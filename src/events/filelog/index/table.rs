@@ -1,9 +1,7 @@
 //! A table of streams on disk: what a full in-memory layer of the index held, or two tables
 //! merged, written once and never changed. Entries are sorted by key and fixed-size, so a
 //! stream is found by a binary search among the first keys of the table's pages (kept in
-//! memory, 20 bytes a page) and one read: of the entries around where the key's value puts
-//! it between its page's first key and the next page's (UUIDs are spread evenly), or of the
-//! whole page when it is not among them. A bloom filter (10 bits a stream in
+//! memory, 20 bytes a page) and one read of a page; a bloom filter (10 bits a stream in
 //! memory) answers most lookups of a stream the table does not hold, such as every new
 //! stream's, without reading anything.
 //!
@@ -26,8 +24,6 @@ use std::path::Path;
 const ENTRY: usize = 44;
 /// Entries in a page, the unit read to find a stream: 4,092 bytes.
 const PAGE: usize = 4096 / ENTRY;
-/// Entries read around the place a key's value gives it in its page (704 bytes).
-const WINDOW: usize = 16;
 /// Entries read at a time when a table is read whole (to be merged).
 const CHUNK: usize = 16 * PAGE;
 /// Bits of the bloom filter per stream, and probes per lookup: about 1 % false positives.
@@ -222,72 +218,27 @@ impl Table {
         Ok(self.find(key, hash)?.map(|bytes| u32_at(&bytes, 20)))
     }
 
-    /// The encoded entry of the stream with `key`: one read of the [`WINDOW`] entries around
-    /// where its key puts it in its page, or of the whole page when the key is not among them
-    /// and could be elsewhere in it; none if the bloom filter rules it out.
+    /// The encoded entry of the stream with `key`: one read of the page it would be in,
+    /// none if the bloom filter rules it out.
     fn find(&self, key: StreamKey, hash: u64) -> io::Result<Option<[u8; ENTRY]>> {
         if !self.bloom.may_contain(hash) {
             return Ok(None);
         }
-        let Some(page) = self.page_of(key) else {
+        let Some(page) = self
+            .fences
+            .partition_point(|fence| *fence <= key)
+            .checked_sub(1)
+        else {
             return Ok(None);
         };
         let first = page * PAGE;
         let count = PAGE.min(self.len - first);
-        if let Some(start) = self.window_start(page, count, key) {
-            match self.search(first + start, WINDOW, key)? {
-                Ok(found) => return Ok(Some(found)),
-                // The window's neighbours of the key's place are the page's: it is absent.
-                Err(at) if (at > 0 || start == 0) && (at < WINDOW || start + WINDOW == count) => {
-                    return Ok(None);
-                }
-                Err(_) => {}
-            }
-        }
-        Ok(self.search(first, count, key)?.ok())
-    }
-
-    /// The page `key` would be in, if any.
-    fn page_of(&self, key: StreamKey) -> Option<usize> {
-        self.fences
-            .partition_point(|fence| *fence <= key)
-            .checked_sub(1)
-    }
-
-    /// Where the window for `key` starts in `page` (of `count` entries): centred on the place
-    /// its key's first eight id bytes give it between the page's first key and the next
-    /// page's, as the keys of UUID-named streams are spread evenly. `None` (read the page)
-    /// when the page is not much bigger than a window, is the last, or spans other prefixes.
-    fn window_start(&self, page: usize, count: usize, key: StreamKey) -> Option<usize> {
-        let (low, high) = (self.fences[page], *self.fences.get(page + 1)?);
-        if count < 2 * WINDOW || low.prefix != key.prefix || high.prefix != key.prefix {
-            return None;
-        }
-        let value = |k: StreamKey| u64::from_be_bytes(k.id[..8].try_into().expect("8 bytes"));
-        let (low, high, at) = (value(low), value(high), value(key));
-        let span = high.checked_sub(low).filter(|&span| span > 0)?;
-        let place = u128::from(at.saturating_sub(low)) * count as u128 / u128::from(span);
-        Some(
-            (place as usize)
-                .saturating_sub(WINDOW / 2)
-                .min(count - WINDOW),
-        )
-    }
-
-    /// Binary search for `key` among the `count` entries from entry `from`, read at once: the
-    /// entry, or where the key would be among them.
-    fn search(
-        &self,
-        from: usize,
-        count: usize,
-        key: StreamKey,
-    ) -> io::Result<Result<[u8; ENTRY], usize>> {
         let mut buf = [0u8; PAGE * ENTRY];
         let buf = &mut buf[..count * ENTRY];
-        self.entries.read_exact_at(buf, (from * ENTRY) as u64)?;
-        let (entries, _) = buf.as_chunks::<ENTRY>();
-        let found = entries.binary_search_by(|entry| key_of(entry).cmp(&key));
-        Ok(found.map(|i| entries[i]))
+        self.entries.read_exact_at(buf, (first * ENTRY) as u64)?;
+        let (page, _) = buf.as_chunks::<ENTRY>();
+        let found = page.binary_search_by(|entry| key_of(entry).cmp(&key));
+        Ok(found.ok().map(|i| page[i]))
     }
 
     /// The entry encoded in `bytes`, its positions read from the overflow if they are there.
@@ -394,64 +345,6 @@ mod tests {
         sorted.sort_by_key(|e| e.key);
         let read: Vec<Entry> = table.iter().map(Result::unwrap).collect();
         assert_eq!(read, sorted);
-    }
-
-    #[test]
-    fn uuid_named_streams_are_found_from_the_window_their_key_gives_them_or_their_page() {
-        let dir = tempfile::tempdir().unwrap();
-        // Random ids, spread evenly as UUIDs are, and a run of consecutive ids that are not,
-        // which puts keys far from where their value says in their pages.
-        let mut ids: Vec<u128> = (0..3_000).map(|_| uuid::Uuid::new_v4().as_u128()).collect();
-        let run = ids[0];
-        ids.extend((1..300).map(|i| run + i));
-        let entries: Vec<Entry> = (0u32..)
-            .zip(&ids)
-            .map(|(n, id)| Entry {
-                key: StreamKey {
-                    prefix: 1,
-                    id: id.to_be_bytes(),
-                },
-                version: n + 1,
-                positions: vec![u64::from(n)],
-            })
-            .collect();
-        let table = table(dir.path(), entries.clone());
-        let in_window = entries
-            .iter()
-            .filter(|e| {
-                let page = table.page_of(e.key).unwrap();
-                let count = PAGE.min(table.len - page * PAGE);
-                table.window_start(page, count, e.key).is_some_and(|start| {
-                    table
-                        .search(page * PAGE + start, WINDOW, e.key)
-                        .unwrap()
-                        .is_ok()
-                })
-            })
-            .count();
-        assert!(
-            in_window > entries.len() * 3 / 4,
-            "most keys are in their window ({in_window} of {})",
-            entries.len()
-        );
-        for e in &entries {
-            assert_eq!(
-                table.version(e.key, hash_of(e.key)).unwrap(),
-                Some(e.version)
-            );
-        }
-        let absent = ids
-            .iter()
-            .flat_map(|id| [id.wrapping_sub(1), id.wrapping_add(1)])
-            .chain((0..3_000).map(|_| uuid::Uuid::new_v4().as_u128()))
-            .filter(|id| !ids.contains(id));
-        for id in absent {
-            let key = StreamKey {
-                prefix: 1,
-                id: id.to_be_bytes(),
-            };
-            assert_eq!(table.version(key, hash_of(key)).unwrap(), None, "{id:x}");
-        }
     }
 
     #[test]
