@@ -1,11 +1,11 @@
 //! The token read model behind introspection (RFC 7662) and revocation (RFC 7009): every
-//! access and refresh token by the hash of its text and by `jti`, with status and expiry.
+//! access and refresh token by the hash of its text, with status and expiry.
 //!
 //! Memory layout, since this model holds every live token: records sit in one chunked slab
 //! and keep the first 16 bytes of their token's SHA-256 (see [`HashKey`]), grants in another;
 //! once told where ([`Tokens::spill_to`], as a server is), each slab keeps its newest chunks
-//! in memory and the older ones in a file (see `slab`). The indexes (token by hash and by
-//! `jti`, grant by id) are sharded tables of a slab position and a 24-bit tag (see [`Slot`]),
+//! in memory and the older ones in a file (see `slab`). The indexes (token by hash, grant
+//! by id) are sharded tables of a slab position and a 24-bit tag (see [`Slot`]),
 //! so they grow without reading a record and a lookup reads only the record its tag names;
 //! strings, and the combinations of them that tokens and grants share, are interned; a
 //! revoked grant's tokens are inactive through their grant, so revoking it touches no token
@@ -329,7 +329,7 @@ impl TokenView<'_> {
     }
 }
 
-/// Every token, by hash and by `jti`.
+/// Every token, by hash.
 #[derive(Debug, Default)]
 pub struct Tokens {
     records: Slab<TokenRecord>,
@@ -345,7 +345,6 @@ pub struct Tokens {
     token_facts: Distinct<TokenFacts>,
     grant_facts: Distinct<GrantFacts>,
     by_hash: Sharded<Slot>,
-    by_jti: Sharded<Slot>,
     by_grant: Sharded<Slot>,
     hasher: DefaultHashBuilder,
     /// The hour of the latest event folded: a sweep runs when an event starts a later one.
@@ -441,14 +440,6 @@ impl Tokens {
         self.find_hash(hash).map(|(_, record)| self.view(&record))
     }
 
-    /// The access token with this `jti`.
-    pub fn by_jti(&self, jti: &Uuid) -> Option<TokenView<'_>> {
-        let found = find(&self.by_jti, &self.records, self.uuid_tag(jti), |r| {
-            r.jti.as_ref() == Some(jti)
-        });
-        found.map(|(_, record)| self.view(&record))
-    }
-
     /// Keeps about the newest `records` token records and as many grants in memory and the
     /// others in files in `dir`.
     pub fn spill_to(&mut self, dir: &std::path::Path, records: usize) {
@@ -461,7 +452,7 @@ impl Tokens {
         self.records.on_disk() * TokenRecord::SIZE + self.grants.on_disk() * GrantEntry::SIZE
     }
 
-    /// The tag of a `jti` or a grant's id in its index.
+    /// The tag of a grant's id in its index.
     fn uuid_tag(&self, id: &Uuid) -> u32 {
         (self.hasher.hash_one(id) >> 32) as u32
     }
@@ -692,12 +683,6 @@ impl Tokens {
         let slot = Slot::new(index, tag);
         self.by_hash
             .insert_unique(Slot::hash(tag), slot, Slot::rehash);
-        if let Some(jti) = &record.jti {
-            let tag = self.uuid_tag(jti);
-            let slot = Slot::new(index, tag);
-            self.by_jti
-                .insert_unique(Slot::hash(tag), slot, Slot::rehash);
-        }
     }
 
     fn set_status(&mut self, hash: &SecretHash, status: TokenStatus) {
@@ -739,7 +724,6 @@ impl Tokens {
         let old = std::mem::replace(&mut self.records, empty);
         let left = self.records_left(cutoff);
         self.by_hash = Sharded::with_capacity(left);
-        self.by_jti = Sharded::with_capacity(left);
         for mut record in old.iter().filter(kept) {
             if let Some(renumbered) = &renumbered {
                 record.grant = renumbered[record.grant as usize];
@@ -776,10 +760,9 @@ impl Tokens {
         renumbered
     }
 
-    /// The token indexes (by hash and `jti`) anew, after the records changed places.
+    /// The token index anew, after the records changed places.
     fn reindex_records(&mut self) {
         self.by_hash = Sharded::with_capacity(self.records.len());
-        self.by_jti = Sharded::with_capacity(self.records.len());
         let records = std::mem::take(&mut self.records);
         for (index, record) in records.iter().enumerate() {
             self.index_record(index as u32, &record);
@@ -928,7 +911,6 @@ mod tests {
         assert!(live.by_hash(&SecretHash::of("at-0")).is_some());
 
         // Three hours on they have been expired for over an hour: half of all, forgotten.
-        let before = live.by_hash(&SecretHash::of("at-5")).unwrap().jti.unwrap();
         fold(
             [&mut live, &mut replayed],
             101..102,
@@ -941,7 +923,6 @@ mod tests {
             "100 refresh tokens and the 2 newer families' tokens"
         );
         assert!(live.by_hash(&SecretHash::of("at-5")).is_none());
-        assert!(live.by_jti(&before).is_none());
         assert!(
             live.by_hash(&SecretHash::of("at-100")).is_some(),
             "not yet expired"
@@ -1107,7 +1088,7 @@ mod tests {
     }
 
     #[test]
-    fn every_token_folded_is_found_by_hash_and_jti_across_chunks_and_shards() {
+    fn every_token_folded_is_found_by_hash_across_chunks_and_shards() {
         let now = Timestamp(1_795_000_000_000);
         let mut tokens = Tokens::default();
         let families = 10_000;
@@ -1121,8 +1102,7 @@ mod tests {
         for i in 0..families {
             let access = tokens.by_hash(&SecretHash::of(&format!("at-{i}"))).unwrap();
             assert_eq!(access.kind, TokenKind::Access);
-            let by_jti = tokens.by_jti(&access.jti.unwrap()).unwrap();
-            assert_eq!(by_jti, access);
+            assert!(access.jti.is_some(), "an access token has a jti");
             let refresh = tokens.by_hash(&SecretHash::of(&format!("rt-{i}"))).unwrap();
             assert_eq!(refresh.grant_id, access.grant_id);
         }
@@ -1238,8 +1218,6 @@ mod tests {
                     let hash = SecretHash::of(&text);
                     assert_eq!(spilled.by_hash(&hash), memory.by_hash(&hash), "{text}");
                 }
-                let jti = Uuid::from_u128(0x7a1_0000_0000 + i as u128);
-                assert_eq!(spilled.by_jti(&jti), memory.by_jti(&jti), "jti of {i}");
             }
         };
         same_answers(&spilled, &memory);

@@ -161,8 +161,8 @@ async fn live_models_equal_a_rebuild_from_scratch() {
     // Revoking the grant revokes what was in use and leaves what was rotated as it was.
     assert_eq!(by_text("rt-3-2").status, TokenStatus::Revoked);
     assert_eq!(by_text("rt-3").status, TokenStatus::Rotated);
-    let exchanged = rebuilt.tokens.by_jti(&Uuid::from_u128(77)).unwrap();
-    assert_eq!(exchanged, by_text("exchanged-77"));
+    let exchanged = by_text("exchanged-77");
+    assert_eq!(exchanged.jti, Some(Uuid::from_u128(77)));
     assert_eq!(exchanged.audience, vec!["https://server.example"]);
     assert_eq!(exchanged.act.unwrap().sub, "gateway");
     assert_eq!(exchanged.subject, Some("user4@example.com"));
