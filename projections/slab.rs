@@ -2,7 +2,7 @@
 //! live in an unnamed file, read back a block of records at a time.
 //!
 //! The token model holds every live token, and a busy server issues tokens faster than they
-//! expire: kept on the heap, a record costs its 52 bytes for the hour or more it lives, so
+//! expire: kept on the heap, a record costs its 49 bytes for the hour or more it lives, so
 //! the process grows with the issuance rate. Most of those records are never asked for again
 //! (a resource server introspects a token in the minutes after it is issued; a refresh token
 //! is presented once, an hour later). So once [`Slab::spill_to`] names a directory, every

@@ -453,7 +453,7 @@ impl Tokens {
     }
 
     /// The tag of a grant's id in its index.
-    fn uuid_tag(&self, id: &Uuid) -> u32 {
+    fn grant_tag(&self, id: &Uuid) -> u32 {
         (self.hasher.hash_one(id) >> 32) as u32
     }
 
@@ -505,7 +505,7 @@ impl Tokens {
     fn grant(&self, id: &Uuid) -> Option<(u32, GrantEntry)> {
         match self.last_grant {
             Some(last) if last.1.id == *id => Some(last),
-            _ => find(&self.by_grant, &self.grants, self.uuid_tag(id), |g| {
+            _ => find(&self.by_grant, &self.grants, self.grant_tag(id), |g| {
                 g.id == *id
             }),
         }
@@ -627,7 +627,7 @@ impl Tokens {
     }
 
     fn index_grant(&mut self, index: u32, entry: &GrantEntry) {
-        let tag = self.uuid_tag(&entry.id);
+        let tag = self.grant_tag(&entry.id);
         let slot = Slot::new(index, tag);
         self.by_grant
             .insert_unique(Slot::hash(tag), slot, Slot::rehash);
