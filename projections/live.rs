@@ -2,7 +2,7 @@
 //! then, and lets a handler wait until its own write is visible.
 
 use super::{ReadModels, checkpoint};
-use crate::events::{EventStore, StoreError, Subscription};
+use crate::events::{Envelope, EventStore, StoreError, Subscription};
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
@@ -14,9 +14,9 @@ const FOLD_BATCH: usize = 4096;
 
 /// When the follower writes checkpoints. Writing one holds the models' read lock for as
 /// long as serializing them takes (about 80 ms for the models of a million events; syncing
-/// the file comes after, on another thread), and the follower folds nothing meanwhile, so
-/// every answer waiting for its write to become visible waits too: checkpoints wait for a
-/// quiet moment.
+/// the file comes after, on another thread), and nothing is folded meanwhile (where the
+/// log's writer folds, nothing is committed either), so every answer waiting for its write
+/// to become visible waits too: checkpoints wait for a quiet moment.
 #[derive(Clone, Debug)]
 pub struct CheckpointPolicy {
     /// The checkpoint file.
@@ -31,7 +31,7 @@ pub struct CheckpointPolicy {
     pub max_interval: Duration,
 }
 
-/// Read models shared by every handler, updated by one follower.
+/// Read models shared by every handler, updated by one follower (see [`LiveModels::follow`]).
 pub struct LiveModels {
     models: RwLock<ReadModels>,
     applied: watch::Sender<u64>,
@@ -51,7 +51,8 @@ impl LiveModels {
         })
     }
 
-    /// Read access to the models. Hold it briefly: the follower waits for it.
+    /// Read access to the models. Hold it briefly: folding waits for it, and where the log's
+    /// writer folds, so does every append.
     pub fn read(&self) -> RwLockReadGuard<'_, ReadModels> {
         self.models.read().unwrap()
     }
@@ -68,52 +69,84 @@ impl LiveModels {
         let _ = applied.wait_for(|p| *p >= position).await;
     }
 
-    /// Follows the log from the models' position forever, checkpointing per `policy`.
-    /// Returns only when the store fails.
+    /// Follows the log from the models' position forever, checkpointing per `policy`. Folds
+    /// what is stored up to the head, then has the store hand it each batch it commits
+    /// ([`EventStore::listen`]) where it can: the batch is folded on the writer's thread
+    /// before its appends are answered, so an answer rarely waits in [`Self::wait_for`] and no
+    /// thread is woken to fold. Where the store cannot, it reads each batch after it is
+    /// appended. Returns only when the store fails while it reads.
     pub async fn follow(
         self: Arc<Self>,
         store: Arc<dyn EventStore>,
         policy: Option<CheckpointPolicy>,
     ) -> Result<(), StoreError> {
-        let mut subscription = Subscription::new(store, self.position() + 1);
-        let mut checkpointed = self.position();
-        let mut last_written = Instant::now();
+        let mut schedule = policy.map(|policy| Schedule::new(policy, self.position()));
+        let mut subscription = Subscription::new(store.clone(), self.position() + 1);
         loop {
-            let due = policy.as_ref().filter(|policy| {
-                self.position() - checkpointed >= policy.every_events
-                    && last_written.elapsed() >= policy.min_interval
-            });
-            let batch = match due {
-                None => subscription.next_batch(FOLD_BATCH).await?,
-                Some(policy) => {
+            let folder = self.clone();
+            let listener = Box::new(move |batch: &[Envelope]| folder.fold(batch));
+            if store.listen(self.position(), listener).is_ok() {
+                return match schedule {
+                    Some(schedule) => self.checkpoint_while_listening(schedule).await,
+                    None => std::future::pending().await,
+                };
+            }
+            let due = schedule.as_ref().is_some_and(|s| s.due(self.position()));
+            let batch = match schedule.as_mut() {
+                Some(schedule) if due => {
                     let next = subscription.next_batch(FOLD_BATCH);
-                    match tokio::time::timeout(policy.quiet, next).await {
+                    match tokio::time::timeout(schedule.policy.quiet, next).await {
                         Ok(batch) => batch?,
                         Err(_quiet) => {
-                            self.start_checkpoint(policy).await;
-                            checkpointed = self.position();
-                            last_written = Instant::now();
+                            self.checkpoint_on(schedule).await;
                             continue;
                         }
                     }
                 }
+                _ => subscription.next_batch(FOLD_BATCH).await?,
             };
-            let position = {
-                let mut models = self.models.write().unwrap();
-                for envelope in &batch {
-                    models.apply(envelope);
-                }
-                models.position
-            };
-            self.applied.send_replace(position);
-            if let Some(policy) = due
-                && last_written.elapsed() >= policy.max_interval
-            {
-                self.start_checkpoint(policy).await;
-                checkpointed = position;
-                last_written = Instant::now();
+            self.fold(&batch);
+            if let Some(schedule) = schedule.as_mut().filter(|s| due && s.overdue()) {
+                self.checkpoint_on(schedule).await;
             }
         }
+    }
+
+    /// Folds `batch` (the events right after the models' position) and tells the waiting.
+    fn fold(&self, batch: &[Envelope]) {
+        let position = {
+            let mut models = self.models.write().unwrap();
+            for envelope in batch {
+                models.apply(envelope);
+            }
+            models.position
+        };
+        self.applied.send_replace(position);
+    }
+
+    /// Writes checkpoints per `schedule` while the store's writer folds. Looks, four times
+    /// in the shorter of `quiet` and `max_interval`, at how far the models have come: they
+    /// are quiet once they have not moved for `quiet`. Never returns.
+    async fn checkpoint_while_listening(&self, mut schedule: Schedule) -> Result<(), StoreError> {
+        let (quiet, max_interval) = (schedule.policy.quiet, schedule.policy.max_interval);
+        let look = (quiet.min(max_interval) / 4).max(Duration::from_millis(1));
+        let (mut seen, mut still_since) = (self.position(), Instant::now());
+        loop {
+            tokio::time::sleep(look).await;
+            let position = self.position();
+            if position != seen {
+                (seen, still_since) = (position, Instant::now());
+            }
+            if schedule.due(position) && (still_since.elapsed() >= quiet || schedule.overdue()) {
+                self.checkpoint_on(&mut schedule).await;
+            }
+        }
+    }
+
+    /// Writes a checkpoint per `schedule` and notes it there.
+    async fn checkpoint_on(&self, schedule: &mut Schedule) {
+        self.start_checkpoint(&schedule.policy).await;
+        schedule.written(self.position());
     }
 
     /// Writes a checkpoint of the current models now and waits until it is durable; a
@@ -124,8 +157,8 @@ impl LiveModels {
     }
 
     /// Writes a checkpoint of the current models and leaves making it durable to a blocking
-    /// thread: the models are held (and the follower folds nothing) only while the file is
-    /// written, not while it is synced.
+    /// thread: the models are held (and nothing is folded) only while the file is written,
+    /// not while it is synced.
     async fn start_checkpoint(&self, policy: &CheckpointPolicy) -> JoinHandle<()> {
         let file = self.checkpoint_file.clone().lock_owned().await;
         let started = Instant::now();
@@ -147,5 +180,40 @@ impl LiveModels {
                 Err(err) => tracing::warn!(%err, path = %path.display(), "checkpoint failed"),
             }
         })
+    }
+}
+
+/// When the next checkpoint is due under a policy.
+struct Schedule {
+    policy: CheckpointPolicy,
+    /// The position of the last checkpoint.
+    checkpointed: u64,
+    last_written: Instant,
+}
+
+impl Schedule {
+    /// As if a checkpoint at `position` had just been written.
+    fn new(policy: CheckpointPolicy, position: u64) -> Schedule {
+        Schedule {
+            policy,
+            checkpointed: position,
+            last_written: Instant::now(),
+        }
+    }
+
+    /// Whether enough events and time have passed since the last checkpoint.
+    fn due(&self, position: u64) -> bool {
+        position - self.checkpointed >= self.policy.every_events
+            && self.last_written.elapsed() >= self.policy.min_interval
+    }
+
+    /// Whether the last checkpoint is so old that the next should not wait for quiet.
+    fn overdue(&self) -> bool {
+        self.last_written.elapsed() >= self.policy.max_interval
+    }
+
+    fn written(&mut self, position: u64) {
+        self.checkpointed = position;
+        self.last_written = Instant::now();
     }
 }

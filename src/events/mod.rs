@@ -21,5 +21,6 @@ pub use grant::*;
 pub use key::*;
 pub use session::*;
 pub use store::{
-    Appended, EventStore, ExpectedVersion, StoreError, StreamEvents, Subscription, TypeFilter,
+    Appended, CommitListener, EventStore, ExpectedVersion, StoreError, StreamEvents, Subscription,
+    TypeFilter,
 };

@@ -160,7 +160,21 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// The last durable global position (0 for an empty log), watched.
     fn head(&self) -> watch::Receiver<u64>;
+
+    /// Hands every batch of events committed after position `after` to `listener`, in
+    /// global order, on the thread that commits them: once the batch is durable and before
+    /// any of its appends is answered, so an appender finds what the listener made of its
+    /// events as soon as its append returns. Gives `listener` back when the store cannot:
+    /// it has no writer in this process, or its head is no longer `after` (read up to the
+    /// head and ask again). The listener holds up every append while it runs.
+    fn listen(&self, after: u64, listener: CommitListener) -> Result<(), CommitListener> {
+        let _ = after;
+        Err(listener)
+    }
 }
+
+/// What [`EventStore::listen`] calls with each committed batch.
+pub type CommitListener = Box<dyn FnMut(&[Envelope]) + Send>;
 
 /// Most events in one append.
 pub const MAX_EVENTS_PER_APPEND: usize = 1024;

@@ -124,10 +124,79 @@ async fn busy_history(store: &Arc<dyn EventStore>) -> u64 {
     committed.last_position.unwrap()
 }
 
+/// A store that hands over nothing as it commits ([`EventStore::listen`] refused), like one
+/// whose writer is another process: a follower reads each batch after it is appended.
+struct Unlistened(Arc<dyn EventStore>);
+
+#[async_trait::async_trait]
+impl EventStore for Unlistened {
+    async fn append(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<Appended, StoreError> {
+        self.0.append(stream, expected, events).await
+    }
+
+    async fn read_stream_of(
+        &self,
+        stream: &str,
+        from: u64,
+        wanted: TypeFilter,
+    ) -> Result<StreamEvents, StoreError> {
+        self.0.read_stream_of(stream, from, wanted).await
+    }
+
+    async fn read_all(&self, from: u64, max: usize) -> Result<Vec<Envelope>, StoreError> {
+        self.0.read_all(from, max).await
+    }
+
+    fn head(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.0.head()
+    }
+}
+
 #[actix_rt::test]
 async fn live_models_equal_a_rebuild_from_scratch() {
     let dir = tempfile::tempdir().unwrap();
+    live_models_equal_a_rebuild_of(open(dir.path())).await;
+}
+
+#[actix_rt::test]
+async fn live_models_of_a_store_that_hands_nothing_over_equal_a_rebuild_from_scratch() {
+    let dir = tempfile::tempdir().unwrap();
+    live_models_equal_a_rebuild_of(Arc::new(Unlistened(open(dir.path())))).await;
+}
+
+#[actix_rt::test]
+async fn a_follower_behind_the_head_reads_up_to_it_then_folds_each_batch_before_its_answer() {
+    let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
+    for i in 0..5 {
+        append(store.as_ref(), synthetic::client(i, NOW)).await;
+    }
+    let live = LiveModels::new(ReadModels::default());
+    let follower = actix_rt::spawn(live.clone().follow(store.clone(), None));
+    live.wait_for(5).await;
+    for i in 0..40 {
+        let position = append(store.as_ref(), synthetic::token_family(i, NOW)).await;
+        assert_eq!(
+            live.position(),
+            position,
+            "folded before the append returned"
+        );
+    }
+    follower.abort();
+    let rebuilt = ReadModels::rebuild(store.as_ref(), None, |_| {})
+        .await
+        .unwrap();
+    assert_eq!(*live.read(), rebuilt);
+    assert_eq!(rebuilt.clients.len(), 5);
+}
+
+/// Folds [`busy_history`] appended to `store` live, and checks it against a rebuild.
+async fn live_models_equal_a_rebuild_of(store: Arc<dyn EventStore>) {
     let live = LiveModels::new(ReadModels::default());
     let follower = actix_rt::spawn(live.clone().follow(store.clone(), None));
     let head = busy_history(&store).await;

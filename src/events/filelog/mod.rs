@@ -19,9 +19,10 @@ pub use self::recovery::TornTail;
 use self::writer::{AppendRequest, Writer};
 use super::envelope::{Envelope, NewEvent, RecordError, hash_body, parse_body, prev_hash_of};
 use super::store::validate_append;
-use super::{Appended, EventStore, ExpectedVersion, StoreError, StreamEvents, TypeFilter};
+use super::{
+    Appended, CommitListener, EventStore, ExpectedVersion, StoreError, StreamEvents, TypeFilter,
+};
 use async_trait::async_trait;
-use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -76,40 +77,19 @@ impl FileLogOptions {
     }
 }
 
-/// Most committed envelopes kept for the next reader of the tail (one fold batch).
-const RECENT_MAX: usize = 4096;
-
 /// State shared by the handle and the writer thread.
 pub(crate) struct Shared {
     segment_dir: PathBuf,
     index: RwLock<Index>,
     head: watch::Sender<u64>,
     failure: Mutex<Option<String>>,
-    /// The envelopes of the latest durable records, in position order, until a `read_all`
-    /// takes them: the live follower folds what was just written without reading it back
-    /// from disk and decoding it. At most [`RECENT_MAX`]; older ones are read from disk.
-    recent: Mutex<VecDeque<Envelope>>,
+    /// Who is handed each committed batch ([`EventStore::listen`]). The writer holds it from
+    /// indexing a batch to moving the head past it, so a listener is installed between
+    /// batches and at a head its caller has read up to.
+    listener: Mutex<Option<CommitListener>>,
 }
 
 impl Shared {
-    /// Hands the envelopes of a batch just made durable to the next reader of the tail.
-    fn publish(&self, committed: Vec<Envelope>) {
-        let mut recent = self.recent.lock().unwrap();
-        recent.extend(committed);
-        let excess = recent.len().saturating_sub(RECENT_MAX);
-        recent.drain(..excess);
-    }
-
-    /// Takes up to `max` envelopes from position `from` on, if the recent ones start there.
-    fn take_recent(&self, from: u64, max: usize) -> Option<Vec<Envelope>> {
-        let mut recent = self.recent.lock().unwrap();
-        let stale = recent.partition_point(|e| e.position < from);
-        recent.drain(..stale);
-        let take = max.min(recent.len());
-        let starts_here = recent.front().is_some_and(|e| e.position == from);
-        starts_here.then(|| recent.drain(..take).collect())
-    }
-
     fn failure(&self) -> Option<String> {
         self.failure.lock().unwrap().clone()
     }
@@ -172,7 +152,7 @@ impl FileLog {
                 index: RwLock::new(recovered.index),
                 head: head_tx,
                 failure: Mutex::new(None),
-                recent: Mutex::new(VecDeque::new()),
+                listener: Mutex::new(None),
             }),
             queue: None,
             torn_tail: recovered.torn_tail,
@@ -423,11 +403,6 @@ impl EventStore for FileLog {
 
     async fn read_all(&self, from: u64, max: usize) -> Result<Vec<Envelope>, StoreError> {
         let from = from.max(1);
-        if max > 0
-            && let Some(recent) = self.shared.take_recent(from, max)
-        {
-            return Ok(recent);
-        }
         let runs = {
             let index = self.shared.index.read().unwrap();
             let last = index
@@ -448,6 +423,15 @@ impl EventStore for FileLog {
     fn head(&self) -> watch::Receiver<u64> {
         self.shared.head.subscribe()
     }
+
+    fn listen(&self, after: u64, listener: CommitListener) -> Result<(), CommitListener> {
+        let mut slot = self.shared.listener.lock().unwrap();
+        if self.queue.is_none() || slot.is_some() || *self.shared.head.borrow() != after {
+            return Err(listener);
+        }
+        *slot = Some(listener);
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -456,26 +440,46 @@ mod tests {
     use crate::clock::Timestamp;
     use crate::events::synthetic;
 
+    /// A listener of `log` from position `after` that keeps what it is handed, with the
+    /// head each batch found (the head moves past a batch only after its listener).
+    fn keeping_listener(log: &FileLog, after: u64) -> Arc<Mutex<Vec<(u64, Envelope)>>> {
+        let kept = Arc::new(Mutex::new(Vec::new()));
+        let (into, head) = (kept.clone(), log.head());
+        let listener = Box::new(move |batch: &[Envelope]| {
+            let head = *head.borrow();
+            into.lock()
+                .unwrap()
+                .extend(batch.iter().map(|e| (head, e.clone())));
+        });
+        assert!(log.listen(after, listener).is_ok());
+        kept
+    }
+
     #[tokio::test]
-    async fn the_tail_handed_over_in_memory_equals_what_is_read_back_from_disk() {
+    async fn a_listener_is_handed_every_batch_before_it_is_answered_as_it_is_on_disk() {
         let dir = tempfile::tempdir().unwrap();
         let options = FileLogOptions {
             segment_bytes: 4096,
             ..FileLogOptions::writer("n".repeat(300))
         };
         let log = FileLog::open(dir.path(), options).unwrap();
+        let kept = keeping_listener(&log, 0);
         let now = Timestamp(1_795_000_000_000);
         let histories =
             (0..20).flat_map(|i| [synthetic::client(i, now), synthetic::token_family(i, now)]);
         for (stream, events) in histories {
-            log.append(&stream, ExpectedVersion::Exact(0), events)
+            let appended = log
+                .append(&stream, ExpectedVersion::Exact(0), events)
                 .await
                 .unwrap();
+            let kept = kept.lock().unwrap();
+            let (head, last) = kept.last().unwrap();
+            assert_eq!(last.position, appended.last_position, "handed over first");
+            assert!(*head < appended.first_position, "before the head moved");
         }
+        let handed_over: Vec<Envelope> = kept.lock().unwrap().drain(..).map(|(_, e)| e).collect();
         let total = 20 * 4;
-        assert_eq!(log.shared.recent.lock().unwrap().len(), total);
-        let handed_over = log.read_all(1, 10_000).await.unwrap();
-        assert!(log.shared.recent.lock().unwrap().is_empty(), "taken once");
+        assert_eq!(handed_over.len(), total);
         assert_eq!(handed_over[0].node.len(), 255, "clipped as in the record");
 
         let reader = FileLog::open(dir.path(), FileLogOptions::reader()).unwrap();
@@ -493,7 +497,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_reader_behind_the_handed_over_envelopes_reads_from_disk() {
+    async fn a_listener_is_taken_only_at_the_head_one_at_a_time_and_by_a_writer() {
         let dir = tempfile::tempdir().unwrap();
         let log = FileLog::open(dir.path(), FileLogOptions::writer("node-a")).unwrap();
         let now = Timestamp(1_795_000_000_000);
@@ -503,18 +507,25 @@ mod tests {
                 .await
                 .unwrap();
         }
-        log.shared.recent.lock().unwrap().drain(..4);
-        let all = log.read_all(1, 100).await.unwrap();
-        assert_eq!(
-            all.iter().map(|e| e.position).collect::<Vec<_>>(),
-            (1..=9).collect::<Vec<_>>()
-        );
-        let page = log.read_all(6, 2).await.unwrap();
-        assert_eq!(page, all[5..7]);
-        assert_eq!(
-            log.shared.recent.lock().unwrap().len(),
-            2,
-            "8 and 9 are left"
-        );
+        let ignore = || Box::new(|_: &[Envelope]| {}) as CommitListener;
+        assert!(log.listen(5, ignore()).is_err(), "behind the head");
+        assert!(log.listen(10, ignore()).is_err(), "past the head");
+        let kept = keeping_listener(&log, 9);
+        assert!(log.listen(9, ignore()).is_err(), "a second listener");
+        let (stream, events) = synthetic::token_family(3, now);
+        log.append(&stream, ExpectedVersion::Exact(0), events)
+            .await
+            .unwrap();
+        let positions: Vec<u64> = kept
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, e)| e.position)
+            .collect();
+        assert_eq!(positions, [10, 11, 12], "the first listener still has them");
+
+        drop(log);
+        let reader = FileLog::open(dir.path(), FileLogOptions::reader()).unwrap();
+        assert!(reader.listen(12, ignore()).is_err(), "read-only");
     }
 }

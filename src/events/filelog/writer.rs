@@ -1,7 +1,7 @@
 //! The single writer thread: group commit. It takes every append waiting in its queue,
 //! checks each one's expected version, frames them into one buffer, writes it, calls
 //! fdatasync once, and only then publishes the records (to the index, and as envelopes to
-//! the next reader of the log's tail) and answers the appenders.
+//! the listener, see [`crate::events::EventStore::listen`]) and answers the appenders.
 //!
 //! A failed write or fdatasync is fatal: the log refuses every later append, since what the
 //! kernel kept of the failed write is unknown. The next start recovers from what is on disk.
@@ -143,6 +143,7 @@ impl Writer {
             return;
         }
         self.size += self.buf.len() as u64;
+        let mut listener = self.shared.listener.lock().unwrap();
         {
             let mut index = self.shared.index.write().unwrap();
             for p in &placed {
@@ -158,8 +159,11 @@ impl Writer {
             replies.push((p.reply, p.appended));
             committed.extend(p.envelopes);
         }
-        self.shared.publish(committed);
+        if let Some(listener) = listener.as_mut() {
+            listener(&committed);
+        }
         self.shared.head.send_replace(self.next_position - 1);
+        drop(listener);
         for (reply, appended) in replies {
             let _ = reply.send(Ok(appended));
         }
