@@ -1,6 +1,7 @@
 //! Actors over a real file log: hydration on first use, passivation, and replicas racing on
 //! one aggregate (a code redeemed once, a refresh token rotated once).
 
+use crate::support::Counting;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
@@ -374,70 +375,6 @@ async fn a_passivated_grant_decides_as_its_live_actor_did() {
     ));
 }
 
-/// The real file log, counting the appends made to each stream and noting the version each
-/// read of a stream starts at.
-struct Counting {
-    log: Arc<dyn EventStore>,
-    appends: std::sync::Mutex<std::collections::HashMap<String, usize>>,
-    reads: std::sync::Mutex<Vec<(String, u64)>>,
-}
-
-impl Counting {
-    fn new(log: Arc<dyn EventStore>) -> Counting {
-        Counting {
-            log,
-            appends: Default::default(),
-            reads: Default::default(),
-        }
-    }
-
-    /// The versions the reads of `stream` started at, in order.
-    fn reads_of(&self, stream: &str) -> Vec<u64> {
-        let reads = self.reads.lock().unwrap();
-        reads
-            .iter()
-            .filter(|(read, _)| read == stream)
-            .map(|(_, from)| *from)
-            .collect()
-    }
-}
-
-#[async_trait::async_trait]
-impl EventStore for Counting {
-    async fn append(
-        &self,
-        stream: &str,
-        expected: ExpectedVersion,
-        events: Vec<NewEvent>,
-    ) -> Result<Appended, StoreError> {
-        *self
-            .appends
-            .lock()
-            .unwrap()
-            .entry(stream.into())
-            .or_default() += 1;
-        self.log.append(stream, expected, events).await
-    }
-
-    async fn read_stream_of(
-        &self,
-        stream: &str,
-        from: u64,
-        wanted: TypeFilter,
-    ) -> Result<StreamEvents, StoreError> {
-        self.reads.lock().unwrap().push((stream.into(), from));
-        self.log.read_stream_of(stream, from, wanted).await
-    }
-
-    async fn read_all(&self, from: u64, max: usize) -> Result<Vec<Envelope>, StoreError> {
-        self.log.read_all(from, max).await
-    }
-
-    fn head(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.log.head()
-    }
-}
-
 #[actix_rt::test]
 async fn commands_arriving_together_are_decided_in_order_and_written_in_few_appends() {
     let dir = tempfile::tempdir().unwrap();
@@ -484,7 +421,7 @@ async fn commands_arriving_together_are_decided_in_order_and_written_in_few_appe
         stream.last().unwrap().event,
         Event::ClientDeleted(_)
     ));
-    let appends = counting.appends.lock().unwrap()["client-c1"];
+    let appends = counting.appends_to("client-c1");
     assert!(
         appends < 21,
         "21 commands that changed the client took {appends} appends: not batched"

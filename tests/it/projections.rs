@@ -1,6 +1,7 @@
 //! Read models: live state equals a rebuild from scratch, checkpoints restore exactly what
 //! they captured, and a checkpoint that does not belong to the log is ignored.
 
+use crate::support::Counting;
 use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
@@ -124,39 +125,6 @@ async fn busy_history(store: &Arc<dyn EventStore>) -> u64 {
     committed.last_position.unwrap()
 }
 
-/// A store that hands over nothing as it commits ([`EventStore::listen`] refused), like one
-/// whose writer is another process: a follower reads each batch after it is appended.
-struct Unlistened(Arc<dyn EventStore>);
-
-#[async_trait::async_trait]
-impl EventStore for Unlistened {
-    async fn append(
-        &self,
-        stream: &str,
-        expected: ExpectedVersion,
-        events: Vec<NewEvent>,
-    ) -> Result<Appended, StoreError> {
-        self.0.append(stream, expected, events).await
-    }
-
-    async fn read_stream_of(
-        &self,
-        stream: &str,
-        from: u64,
-        wanted: TypeFilter,
-    ) -> Result<StreamEvents, StoreError> {
-        self.0.read_stream_of(stream, from, wanted).await
-    }
-
-    async fn read_all(&self, from: u64, max: usize) -> Result<Vec<Envelope>, StoreError> {
-        self.0.read_all(from, max).await
-    }
-
-    fn head(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.0.head()
-    }
-}
-
 #[actix_rt::test]
 async fn live_models_equal_a_rebuild_from_scratch() {
     let dir = tempfile::tempdir().unwrap();
@@ -166,7 +134,7 @@ async fn live_models_equal_a_rebuild_from_scratch() {
 #[actix_rt::test]
 async fn live_models_of_a_store_that_hands_nothing_over_equal_a_rebuild_from_scratch() {
     let dir = tempfile::tempdir().unwrap();
-    live_models_equal_a_rebuild_of(Arc::new(Unlistened(open(dir.path())))).await;
+    live_models_equal_a_rebuild_of(Arc::new(Counting::new(open(dir.path())))).await;
 }
 
 #[actix_rt::test]

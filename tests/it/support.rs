@@ -3,10 +3,13 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 use warrant::events::contract::sample;
 use warrant::events::filelog::{FileLog, FileLogOptions, frame};
-use warrant::events::{EventStore, ExpectedVersion};
+use warrant::events::{
+    Appended, Envelope, EventStore, ExpectedVersion, NewEvent, StoreError, StreamEvents, TypeFilter,
+};
 
 /// The `warrant` binary cargo built for these tests.
 pub fn warrant() -> Command {
@@ -297,4 +300,81 @@ pub fn redeem(
     let response = post_as(server, app, "/token", &form);
     assert_eq!(response.status(), 200);
     response.json().unwrap()
+}
+
+/// The real file log, counting the appends made to each stream and noting the version each
+/// read of a stream starts at. It hands nothing over as it commits (`EventStore::listen` is
+/// left refused), like a store whose writer is another process.
+pub struct Counting {
+    /// The log itself, to read without being counted.
+    pub log: Arc<dyn EventStore>,
+    appends: std::sync::Mutex<std::collections::HashMap<String, usize>>,
+    reads: std::sync::Mutex<Vec<(String, u64)>>,
+}
+
+impl Counting {
+    /// Wraps `log`.
+    pub fn new(log: Arc<dyn EventStore>) -> Counting {
+        Counting {
+            log,
+            appends: Default::default(),
+            reads: Default::default(),
+        }
+    }
+
+    /// How many appends were made to `stream`.
+    pub fn appends_to(&self, stream: &str) -> usize {
+        self.appends
+            .lock()
+            .unwrap()
+            .get(stream)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// The versions the reads of `stream` started at, in order.
+    pub fn reads_of(&self, stream: &str) -> Vec<u64> {
+        let reads = self.reads.lock().unwrap();
+        reads
+            .iter()
+            .filter(|(read, _)| read == stream)
+            .map(|(_, from)| *from)
+            .collect()
+    }
+}
+
+#[async_trait::async_trait]
+impl EventStore for Counting {
+    async fn append(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<Appended, StoreError> {
+        *self
+            .appends
+            .lock()
+            .unwrap()
+            .entry(stream.into())
+            .or_default() += 1;
+        self.log.append(stream, expected, events).await
+    }
+
+    async fn read_stream_of(
+        &self,
+        stream: &str,
+        from: u64,
+        wanted: TypeFilter,
+    ) -> Result<StreamEvents, StoreError> {
+        self.reads.lock().unwrap().push((stream.into(), from));
+        self.log.read_stream_of(stream, from, wanted).await
+    }
+
+    async fn read_all(&self, from: u64, max: usize) -> Result<Vec<Envelope>, StoreError> {
+        self.log.read_all(from, max).await
+    }
+
+    fn head(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.log.head()
+    }
 }
