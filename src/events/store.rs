@@ -1,5 +1,6 @@
 //! The event store contract: append with an expected version, read a stream, read
-//! everything from a position, and subscribe (catch up, then follow live).
+//! everything from a position, subscribe (catch up, then follow live), and, where the
+//! store commits in this process, listen (be handed each batch as it is committed).
 
 use super::envelope::{Envelope, NewEvent};
 use async_trait::async_trait;
