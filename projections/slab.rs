@@ -101,10 +101,24 @@ struct CachedBlock {
 }
 
 impl CachedBlock {
+    /// Where block `number` of blocks of `len` bytes starts in the file.
+    fn offset(number: usize, len: usize) -> u64 {
+        (number * len) as u64
+    }
+
+    /// Reads block `number` from `file` into this place (which names it only once read).
+    fn read(&mut self, file: &File, number: usize) {
+        self.number = usize::MAX;
+        let offset = Self::offset(number, self.bytes.len());
+        file.read_exact_at(&mut self.bytes, offset)
+            .unwrap_or_else(|e| failed("read", e));
+        self.number = number;
+    }
+
     /// Writes the block back to `file` if it changed.
     fn write_back(&mut self, file: &File) {
         if self.dirty {
-            let offset = (self.number * self.bytes.len()) as u64;
+            let offset = Self::offset(self.number, self.bytes.len());
             file.write_all_at(&self.bytes, offset)
                 .unwrap_or_else(|e| failed("write", e));
             self.dirty = false;
@@ -119,9 +133,9 @@ impl BlockCache {
         (cached.number == number).then_some(cached)
     }
 
-    /// The place for block `number`, sized `len`, its block before written back to `file`
-    /// if it changed.
-    fn place(&mut self, file: &File, number: usize, len: usize) -> &mut CachedBlock {
+    /// Block `number`, of `len` bytes, read from `file` into its place; the block there
+    /// before is written back first if it changed.
+    fn load(&mut self, file: &File, number: usize, len: usize) -> &CachedBlock {
         if self.0.is_empty() {
             self.0.resize_with(CACHED_BLOCKS, || CachedBlock {
                 number: usize::MAX,
@@ -131,7 +145,7 @@ impl BlockCache {
         }
         let cached = &mut self.0[number % CACHED_BLOCKS];
         cached.write_back(file);
-        cached.number = usize::MAX;
+        cached.read(file, number);
         cached
     }
 
@@ -254,11 +268,7 @@ impl<T: Fixed> Slab<T> {
                 if let Some(cached) = cache.get_mut(number) {
                     return T::decode(&cached.bytes[at..at + T::SIZE]);
                 }
-                let file = spill_file(&self.spill);
-                let cached = cache.place(file, number, BLOCK * T::SIZE);
-                file.read_exact_at(&mut cached.bytes, Self::offset(number * BLOCK))
-                    .unwrap_or_else(|e| failed("read", e));
-                cached.number = number;
+                let cached = cache.load(spill_file(&self.spill), number, BLOCK * T::SIZE);
                 T::decode(&cached.bytes[at..at + T::SIZE])
             }
         }
