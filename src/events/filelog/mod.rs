@@ -178,6 +178,8 @@ impl FileLog {
                 last_hash: recovered.last_hash,
                 node: options.node,
                 buf: Vec::new(),
+                dropped_to: 0,
+                previous: None,
             };
             std::thread::Builder::new()
                 .name("warrant-log-writer".into())
@@ -438,7 +440,8 @@ impl EventStore for FileLog {
 mod tests {
     use super::*;
     use crate::clock::Timestamp;
-    use crate::events::synthetic;
+    use crate::events::{Event, synthetic};
+    use writer::{CACHED_TAIL_BYTES, DROP_STEP};
 
     /// A listener of `log` from position `after` that keeps what it is handed, with the
     /// head each batch found (the head moves past a batch only after its listener).
@@ -527,5 +530,79 @@ mod tests {
         drop(log);
         let reader = FileLog::open(dir.path(), FileLogOptions::reader()).unwrap();
         assert!(reader.listen(12, ignore()).is_err(), "read-only");
+    }
+
+    /// How many of the pages of the file at `path` are in the page cache (`mincore` of a
+    /// mapping, which reads nothing in), and how many it has.
+    fn resident_pages(path: &Path) -> (usize, usize) {
+        let file = File::open(path).unwrap();
+        let len = file.metadata().unwrap().len() as usize;
+        let page = 4096;
+        let pages = len.div_ceil(page);
+        let mut vec = vec![0u8; pages];
+        // SAFETY: a read-only shared mapping of the whole file, unmapped before return; the
+        // kernel writes one byte per page into `vec`, which has that many.
+        unsafe {
+            let map = libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ,
+                libc::MAP_SHARED,
+                std::os::fd::AsRawFd::as_raw_fd(&file),
+                0,
+            );
+            assert_ne!(map, libc::MAP_FAILED);
+            assert_eq!(libc::mincore(map, len, vec.as_mut_ptr()), 0);
+            libc::munmap(map, len);
+        }
+        (vec.iter().filter(|&&b| b & 1 == 1).count(), pages)
+    }
+
+    #[tokio::test]
+    async fn durable_pages_behind_the_end_leave_the_page_cache_and_still_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let segment_bytes = 3 * CACHED_TAIL_BYTES / 2;
+        let options = FileLogOptions {
+            segment_bytes,
+            ..FileLogOptions::writer("node-a")
+        };
+        let log = FileLog::open(dir.path(), options).unwrap();
+        let now = Timestamp(1_795_000_000_000);
+        let name_bytes = 600 << 10;
+        // Three segments: the first full, the second full, the third under the cached tail.
+        let appends = (2 * segment_bytes + CACHED_TAIL_BYTES / 2) as usize / name_bytes;
+        let mut appended = Vec::new();
+        for i in 0..appends {
+            let (stream, mut events) = synthetic::client(i, now);
+            if let Event::ClientRegistered(e) = &mut events[0].event {
+                e.metadata.client_name = Some("x".repeat(name_bytes));
+            }
+            appended.push(events[0].event.clone());
+            log.append(&stream, ExpectedVersion::Exact(0), events)
+                .await
+                .unwrap();
+        }
+        let segments = recovery::list_segments(&dir.path().join("log")).unwrap();
+        assert_eq!(segments.len(), 3);
+        let [first, second, third] = [0, 1, 2].map(|i| resident_pages(&segments[i].1));
+        assert_eq!(first.0, 0, "the first segment left the cache: {first:?}");
+        // The second keeps its end: the cached tail, at most one step of dropping more, and
+        // the page cache's unit of memory (a folio, up to 2 MiB) that the last step cut.
+        let cached = second.0 as u64 * 4096;
+        assert!(
+            cached + 4096 >= CACHED_TAIL_BYTES
+                && cached <= CACHED_TAIL_BYTES + DROP_STEP + (2 << 20),
+            "the second segment keeps only its end: {second:?}"
+        );
+        assert_eq!(third.0, third.1, "the third stays whole: {third:?}");
+
+        let read: Vec<Event> = log
+            .read_all(1, appends)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.event)
+            .collect();
+        assert_eq!(read, appended, "what left the cache reads back from disk");
     }
 }

@@ -3,6 +3,12 @@
 //! fdatasync once, and only then publishes the records (to the index, and as envelopes to
 //! the listener, see [`crate::events::EventStore::listen`]) and answers the appenders.
 //!
+//! Once durable, the log's pages are of little use in the page cache: a log is read back
+//! rarely, and mostly near its end. The writer tells the kernel to drop them once they are
+//! [`CACHED_TAIL_BYTES`] behind the end, as PostgreSQL does with its WAL. The page cache then
+//! does not grow with the log, and each new page is written into memory the kernel just
+//! freed (see BENCHMARKS.md for what growing it cost here).
+//!
 //! A failed write or fdatasync is fatal: the log refuses every later append, since what the
 //! kernel kept of the failed write is unknown. The next start recovers from what is on disk.
 
@@ -12,8 +18,10 @@ use super::recovery::segment_name;
 use super::{Shared, sync_dir};
 use crate::events::envelope::{ChainHash, Envelope, NewEvent, Placement, encode_body};
 use crate::events::{Appended, ExpectedVersion, StoreError};
+use rustix::fs::Advice;
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
+use std::num::NonZeroU64;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 use std::sync::mpsc::Receiver;
@@ -23,6 +31,10 @@ use tokio::sync::oneshot;
 const MAX_BATCH_APPENDS: usize = 4096;
 /// Most payload bytes committed by one fdatasync (one append may exceed it alone).
 const MAX_BATCH_BYTES: usize = 8 << 20;
+/// How much of the end of the log stays in the page cache after it is durable.
+pub const CACHED_TAIL_BYTES: u64 = 8 << 20;
+/// The log's pages are dropped from the page cache this many bytes at a time.
+pub const DROP_STEP: u64 = 1 << 20;
 
 /// One append waiting for the writer.
 pub struct AppendRequest {
@@ -52,6 +64,12 @@ pub struct Writer {
     pub(super) last_hash: ChainHash,
     pub(super) node: String,
     pub(super) buf: Vec<u8>,
+    /// The tail segment's pages before this offset were last dropped from the page cache
+    /// (see [`CACHED_TAIL_BYTES`]).
+    pub(super) dropped_to: u64,
+    /// The previous segment, whose pages stay in the page cache until the tail segment holds
+    /// the whole cached tail.
+    pub(super) previous: Option<Arc<File>>,
 }
 
 /// Appends refused for a version conflict, waiting to be answered.
@@ -168,6 +186,7 @@ impl Writer {
             let _ = reply.send(Ok(appended));
         }
         conflicts.answer(None);
+        self.drop_cached_behind();
     }
 
     /// Checks versions and frames every acceptable append into `self.buf`. The conflicting
@@ -245,6 +264,23 @@ impl Writer {
         (placed, conflicts)
     }
 
+    /// Asks the kernel to drop the durable pages more than [`CACHED_TAIL_BYTES`] behind the
+    /// end of the log from its page cache. Each time from the segment's start: the kernel
+    /// drops only the units of memory it caches a file in (folios, up to 2 MiB) that lie
+    /// wholly in the range, so the one the last range cut is dropped with the next.
+    fn drop_cached_behind(&mut self) {
+        if self.size >= CACHED_TAIL_BYTES
+            && let Some(previous) = self.previous.take()
+        {
+            drop_cached(&previous, None);
+        }
+        let until = self.size.saturating_sub(CACHED_TAIL_BYTES);
+        if until >= self.dropped_to + DROP_STEP {
+            drop_cached(&self.file, NonZeroU64::new(until));
+            self.dropped_to = until;
+        }
+    }
+
     /// Starts a new segment at the next position; durable (directory synced) before use.
     fn roll(&mut self) -> std::io::Result<()> {
         let path = self
@@ -264,8 +300,17 @@ impl Writer {
             .write()
             .unwrap()
             .add_segment(Segment::with_file(self.next_position, path, file.clone()));
-        self.file = file;
+        self.previous = Some(std::mem::replace(&mut self.file, file));
+        self.dropped_to = 0;
         self.size = 0;
         Ok(())
+    }
+}
+
+/// Advises the kernel to drop the first `len` bytes of `file` (all of it if `None`) from the
+/// page cache; they are durable, so clean. Advice only: a failure changes nothing on disk.
+fn drop_cached(file: &File, len: Option<NonZeroU64>) {
+    if let Err(err) = rustix::fs::fadvise(file, 0, len, Advice::DontNeed) {
+        tracing::debug!(%err, "dropping the log's durable pages from the page cache failed");
     }
 }
