@@ -560,7 +560,9 @@ mod tests {
 
     #[tokio::test]
     async fn durable_pages_behind_the_end_leave_the_page_cache_and_still_read_back() {
-        let dir = tempfile::tempdir().unwrap();
+        // Beside the sources rather than in the temporary directory, which may be a tmpfs,
+        // whose pages are memory and cannot be dropped.
+        let dir = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
         let segment_bytes = 3 * CACHED_TAIL_BYTES / 2;
         let options = FileLogOptions {
             segment_bytes,
