@@ -9,6 +9,7 @@ mod interner;
 pub mod keys;
 pub mod live;
 pub mod slab;
+mod tag_index;
 pub mod tokens;
 
 use crate::events::{ChainHash, Envelope, EventStore, StoreError};

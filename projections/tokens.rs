@@ -5,12 +5,13 @@
 //! and keep the first 16 bytes of their token's SHA-256 (see [`HashKey`]), grants in another;
 //! once told where ([`Tokens::spill_to`], as a server is), each slab keeps its newest chunks
 //! in memory and the older ones in a file (see `slab`). The indexes (token by hash, grant
-//! by id) are sharded tables of a slab position and a 24-bit tag (see [`Slot`]),
-//! so they grow without reading a record and a lookup reads only the record its tag names;
+//! by id) keep a slab position and a 24-bit tag of the key, sorted (see `tag_index`), about
+//! 7.5 bytes an entry, so they grow without reading a record and a lookup reads only the
+//! records its tag names;
 //! strings, and the combinations of them that tokens and grants share, are interned; a
 //! revoked grant's tokens are inactive through their grant, so revoking it touches no token
-//! record. The slabs and indexes grow a piece at a time (see [`crate::growth`]), so folding
-//! under the write lock never copies or rehashes the whole model.
+//! record. The slabs grow a piece at a time (see [`crate::growth`]) and the indexes a shard
+//! at a time, so folding under the write lock never copies or rehashes the whole model.
 //!
 //! Expired tokens are forgotten, so memory follows the tokens that are alive rather than
 //! every token ever issued: when an event's time enters a new hour, the records that expired
@@ -23,10 +24,11 @@
 
 use super::interner::{Distinct, Interner, Sym};
 use super::slab::{Fixed, Slab};
+use super::tag_index::TagIndex;
 use crate::events::{
     ActorClaim, Envelope, Event, GRANT_STREAM_PREFIX, RevocationReason, TokenKind,
 };
-use crate::growth::{Chunked, Sharded};
+use crate::growth::Chunked;
 use crate::secret::SecretHash;
 use hashbrown::DefaultHashBuilder;
 use serde::{Deserialize, Serialize};
@@ -160,65 +162,23 @@ impl Fixed for TokenRecord {
     }
 }
 
-/// An entry of a token index, in 7 bytes: a record's number (4) and a 24-bit tag of its key
-/// (3), from which the index's hash is made, so a table that grows rehashes its entries
-/// without reading their records (which may be on disk) and a probe reads only a record
-/// whose tag matches (one in 2^17 of the others the table's own 7-bit tag lets through).
-#[derive(Clone, Copy, Debug)]
-struct Slot([u8; 7]);
-
-/// The bits of a tag a [`Slot`] keeps.
-const TAG_MASK: u32 = (1 << 24) - 1;
-
-impl Slot {
-    fn new(record: u32, tag: u32) -> Slot {
-        let mut slot = [0; 7];
-        slot[..4].copy_from_slice(&record.to_le_bytes());
-        slot[4..].copy_from_slice(&(tag & TAG_MASK).to_le_bytes()[..3]);
-        Slot(slot)
-    }
-
-    fn record(&self) -> u32 {
-        u32::from_le_bytes(self.0[..4].try_into().expect("4 bytes"))
-    }
-
-    fn tag(&self) -> u32 {
-        u32::from_le_bytes([self.0[4], self.0[5], self.0[6], 0])
-    }
-
-    /// The table hash of a tag: the tag in the top 24 bits (the table's own 7-bit tag comes
-    /// from there), a multiplicative mix of it in the 40 below (the shard and the bucket).
-    fn hash(tag: u32) -> u64 {
-        let tag = u64::from(tag & TAG_MASK);
-        tag << 40 | tag.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 24
-    }
-
-    fn rehash(&self) -> u64 {
-        Slot::hash(self.tag())
-    }
-}
-
 /// The number and value of the entry of `slab` that `index` files under `tag` and `is` picks;
 /// only entries whose tag matches are read (from disk, for older ones).
 fn find<T: Fixed>(
-    index: &Sharded<Slot>,
+    index: &TagIndex,
     slab: &Slab<T>,
     tag: u32,
     is: impl Fn(&T) -> bool,
 ) -> Option<(u32, T)> {
-    let tag = tag & TAG_MASK;
     let mut found = None;
-    index.find(Slot::hash(tag), |slot| {
-        if slot.tag() != tag {
-            return false;
-        }
-        let value = slab.get(slot.record() as usize);
+    index.find(tag, |number| {
+        let value = slab.get(number as usize);
         let hit = is(&value);
         if hit {
-            found = Some((slot.record(), value));
+            found = Some((number, value));
         }
         hit
-    });
+    })?;
     found
 }
 
@@ -344,8 +304,8 @@ pub struct Tokens {
     strings: Interner,
     token_facts: Distinct<TokenFacts>,
     grant_facts: Distinct<GrantFacts>,
-    by_hash: Sharded<Slot>,
-    by_grant: Sharded<Slot>,
+    by_hash: TagIndex,
+    by_grant: TagIndex,
     hasher: DefaultHashBuilder,
     /// The hour of the latest event folded: a sweep runs when an event starts a later one.
     swept_hour: u32,
@@ -622,15 +582,8 @@ impl Tokens {
         let index = self.grants.len() as u32;
         self.grants.push(entry);
         self.grant_states.push(GrantState::default());
-        self.index_grant(index, &entry);
+        self.by_grant.insert(index, self.grant_tag(&entry.id));
         (index, entry)
-    }
-
-    fn index_grant(&mut self, index: u32, entry: &GrantEntry) {
-        let tag = self.grant_tag(&entry.id);
-        let slot = Slot::new(index, tag);
-        self.by_grant
-            .insert_unique(Slot::hash(tag), slot, Slot::rehash);
     }
 
     /// Records an issued token; returns its grant's number and entry (`None` for an unknown
@@ -674,15 +627,8 @@ impl Tokens {
         *last_expiry = (*last_expiry).max(hour(record.expires_at) + 1);
         let index = self.records.len() as u32;
         self.records.push(record);
-        self.index_record(index, &record);
+        self.by_hash.insert(index, key_tag(&record.hash));
         Some((grant, entry))
-    }
-
-    fn index_record(&mut self, index: u32, record: &TokenRecord) {
-        let tag = key_tag(&record.hash);
-        let slot = Slot::new(index, tag);
-        self.by_hash
-            .insert_unique(Slot::hash(tag), slot, Slot::rehash);
     }
 
     fn set_status(&mut self, hash: &SecretHash, status: TokenStatus) {
@@ -722,22 +668,16 @@ impl Tokens {
             .then(|| self.forget_grants(|grant| dead[grant]));
         let empty = self.records.empty_like();
         let old = std::mem::replace(&mut self.records, empty);
-        let left = self.records_left(cutoff);
-        self.by_hash = Sharded::with_capacity(left);
-        for mut record in old.iter().filter(kept) {
+        let records = &mut self.records;
+        self.by_hash = TagIndex::build(old.iter().filter(kept).map(|mut record| {
             if let Some(renumbered) = &renumbered {
                 record.grant = renumbered[record.grant as usize];
             }
-            self.index_record(self.records.len() as u32, &record);
-            self.records.push(record);
-        }
+            let number = records.len() as u32;
+            records.push(record);
+            (number, key_tag(&record.hash))
+        }));
         self.expiring = self.expiring.split_off(&cutoff);
-    }
-
-    /// How many records expire in hour `cutoff` or later.
-    fn records_left(&self, cutoff: u32) -> usize {
-        let left = self.expiring.range(cutoff..).map(|(_, &n)| n as usize);
-        left.sum()
     }
 
     /// Drops the grants `dead` picks (by index), keeping the others in order, and indexes
@@ -762,12 +702,8 @@ impl Tokens {
 
     /// The token index anew, after the records changed places.
     fn reindex_records(&mut self) {
-        self.by_hash = Sharded::with_capacity(self.records.len());
-        let records = std::mem::take(&mut self.records);
-        for (index, record) in records.iter().enumerate() {
-            self.index_record(index as u32, &record);
-        }
-        self.records = records;
+        let tags = self.records.iter().map(|record| key_tag(&record.hash));
+        self.by_hash = TagIndex::build((0..).zip(tags));
     }
 
     fn rebuild_indexes(&mut self) {
@@ -778,12 +714,8 @@ impl Tokens {
     /// The grant index anew, after the grants changed places.
     fn reindex_grants(&mut self) {
         self.last_grant = None;
-        self.by_grant = Sharded::with_capacity(self.grants.len());
-        let grants = std::mem::take(&mut self.grants);
-        for (index, grant) in grants.iter().enumerate() {
-            self.index_grant(index as u32, &grant);
-        }
-        self.grants = grants;
+        let tags = self.grants.iter().map(|grant| self.grant_tag(&grant.id));
+        self.by_grant = TagIndex::build((0..).zip(tags));
     }
 }
 
@@ -1147,21 +1079,6 @@ mod tests {
         let mut bytes = [0xff; GrantEntry::SIZE];
         grant.encode(&mut bytes);
         assert_eq!(GrantEntry::decode(&bytes), grant);
-    }
-
-    #[test]
-    fn a_slot_keeps_its_record_and_24_bits_of_its_tag_in_7_bytes() {
-        assert_eq!(std::mem::size_of::<Slot>(), 7);
-        for (record, tag) in [(0, 0), (u32::MAX, u32::MAX), (0x0102_0304, 0xabcd_ef12)] {
-            let slot = Slot::new(record, tag);
-            assert_eq!((slot.record(), slot.tag()), (record, tag & TAG_MASK));
-            assert_eq!(
-                slot.rehash(),
-                Slot::hash(tag),
-                "the hash of the tag it was filed under"
-            );
-        }
-        assert_ne!(Slot::hash(1), Slot::hash(2));
     }
 
     #[test]
