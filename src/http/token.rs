@@ -113,7 +113,7 @@ async fn client_credentials(
     let scope = granted_scope(&client, form.get("scope"))?;
     let audience = resources(form)?;
     let now = Timestamp::now();
-    let grant_id = Uuid::new_v4();
+    let grant_id = new_grant_id(now);
     let minted = access::issue(
         &warrant.signing_keys(),
         &warrant.config.issuer,
@@ -263,6 +263,20 @@ fn id_token_for(
 }
 
 /// Whether the space-separated `scope` holds `wanted`.
+/// A new grant's id: a UUIDv7 (RFC 9562) of `now`, so the streams of grants created together
+/// sit together in the log index's tables, where the refreshes that come together (about one
+/// access token's lifetime after their grants' last) find them in a page already read. The
+/// creation time it shows is in the grant's events anyway, and it keeps 74 random bits.
+fn new_grant_id(now: Timestamp) -> Uuid {
+    let millis = u64::try_from(now.0).unwrap_or_default();
+    let subsec_nanos = (millis % 1000) as u32 * 1_000_000;
+    Uuid::new_v7(uuid::Timestamp::from_unix(
+        uuid::NoContext,
+        millis / 1000,
+        subsec_nanos,
+    ))
+}
+
 pub(super) fn has_scope(scope: &str, wanted: &str) -> bool {
     scope.split(' ').any(|s| s == wanted)
 }
@@ -290,7 +304,7 @@ async fn authorization_code(
         .and_then(|(id, _)| Uuid::try_parse(id).ok())
         .ok_or_else(|| OAuthError::InvalidGrant("unknown authorization code".into()))?;
     let now = Timestamp::now();
-    let grant_id = Uuid::new_v4();
+    let grant_id = new_grant_id(now);
     let command = SessionCommand::RedeemCode {
         code_hash: SecretHash::of(code),
         client_id: client.client_id.clone(),
@@ -489,5 +503,26 @@ impl Refreshing {
             scope,
             audience: view.audience.iter().map(|a| (*a).to_owned()).collect(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grant_ids_are_uuidv7s_of_their_creation_and_sort_by_it() {
+        let at = |millis| new_grant_id(Timestamp(millis));
+        let first = at(1_795_000_000_123);
+        assert_eq!(first.get_version_num(), 7);
+        let (seconds, nanos) = first.get_timestamp().unwrap().to_unix();
+        assert_eq!((seconds, nanos), (1_795_000_000, 123_000_000));
+        let ids: Vec<Uuid> = (0..100).map(|i| at(1_795_000_000_123 + i)).collect();
+        assert!(ids.is_sorted(), "one a millisecond, in order");
+        assert_ne!(
+            at(1_795_000_000_123),
+            first,
+            "random within the millisecond"
+        );
     }
 }

@@ -3,7 +3,10 @@
 //! stream is found by a binary search among the first keys of the table's pages (kept in
 //! memory, 20 bytes a page) and one read of a page; a bloom filter (10 bits a stream in
 //! memory) answers most lookups of a stream the table does not hold, such as every new
-//! stream's, without reading anything.
+//! stream's, without reading anything. The last few pages read are kept: streams named by
+//! UUIDv7s (grants) sort by their creation, and those created together are asked for
+//! together (a refresh comes about one access token's lifetime after its grant's last), so
+//! most of those lookups find their page already read.
 //!
 //! ```text
 //! entries   [prefix u32 | id 16 | version u32 | count u32 | first u64 | later u32 u32] ...
@@ -19,11 +22,14 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::sync::{Mutex, PoisonError};
 
 /// Bytes of one entry.
 const ENTRY: usize = 44;
 /// Entries in a page, the unit read to find a stream: 4,092 bytes.
 const PAGE: usize = 4096 / ENTRY;
+/// Pages a table keeps once read, the latest first.
+const CACHED_PAGES: usize = 8;
 /// Entries read at a time when a table is read whole (to be merged).
 const CHUNK: usize = 16 * PAGE;
 /// Bits of the bloom filter per stream, and probes per lookup: about 1 % false positives.
@@ -72,6 +78,8 @@ pub struct Table {
     /// The first key of each page.
     fences: Vec<StreamKey>,
     bloom: Bloom,
+    /// The pages read last (their number and entries), the latest first.
+    cached: Mutex<Vec<(usize, Vec<u8>)>>,
 }
 
 /// Writes `entry` into `out` as 44 bytes, its positions into `overflow` unless they fit
@@ -159,6 +167,7 @@ impl Table {
             len,
             fences,
             bloom,
+            cached: Mutex::new(Vec::with_capacity(CACHED_PAGES)),
         })
     }
 
@@ -231,14 +240,24 @@ impl Table {
         else {
             return Ok(None);
         };
-        let first = page * PAGE;
-        let count = PAGE.min(self.len - first);
-        let mut buf = [0u8; PAGE * ENTRY];
-        let buf = &mut buf[..count * ENTRY];
-        self.entries.read_exact_at(buf, (first * ENTRY) as u64)?;
-        let (page, _) = buf.as_chunks::<ENTRY>();
-        let found = page.binary_search_by(|entry| key_of(entry).cmp(&key));
-        Ok(found.ok().map(|i| page[i]))
+        let mut cached = self.cached.lock().unwrap_or_else(PoisonError::into_inner);
+        match cached.iter().position(|(number, _)| *number == page) {
+            Some(at) => cached[..=at].rotate_right(1),
+            None => {
+                let first = page * PAGE;
+                let mut buf = match cached.len() {
+                    CACHED_PAGES => cached.pop().expect("a cached page").1,
+                    _ => Vec::new(),
+                };
+                buf.resize(PAGE.min(self.len - first) * ENTRY, 0);
+                self.entries
+                    .read_exact_at(&mut buf, (first * ENTRY) as u64)?;
+                cached.insert(0, (page, buf));
+            }
+        }
+        let (entries, _) = cached[0].1.as_chunks::<ENTRY>();
+        let found = entries.binary_search_by(|entry| key_of(entry).cmp(&key));
+        Ok(found.ok().map(|i| entries[i]))
     }
 
     /// The entry encoded in `bytes`, its positions read from the overflow if they are there.
@@ -345,6 +364,36 @@ mod tests {
         sorted.sort_by_key(|e| e.key);
         let read: Vec<Entry> = table.iter().map(Result::unwrap).collect();
         assert_eq!(read, sorted);
+    }
+
+    #[test]
+    fn the_pages_read_last_are_kept_and_the_rest_read_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let table = table(
+            dir.path(),
+            (0..3_000).map(|n| entry(n, n, 1, 1, 1)).collect(),
+        );
+        // Keys 0, 3, 6, ... share prefix 0 and sort by id: neighbours share a page.
+        let pages: Vec<u32> = (0..CACHED_PAGES as u32)
+            .map(|p| p * 3 * PAGE as u32)
+            .collect();
+        let version = |n: u32| table.version(key(n), hash_of(key(n)));
+        for &n in &pages {
+            assert_eq!(version(n).unwrap(), Some(n));
+        }
+        // The file gone: what the kept pages hold is still found, anything else is an error.
+        table.entries.set_len(0).unwrap();
+        for &n in &pages {
+            assert_eq!(version(n + 3).unwrap(), Some(n + 3), "a kept page");
+        }
+        let elsewhere = CACHED_PAGES as u32 * 3 * PAGE as u32;
+        assert_eq!(
+            version(elsewhere).unwrap_err().kind(),
+            io::ErrorKind::UnexpectedEof
+        );
+        // The read that failed took the place of the page used longest ago, no other.
+        let latest = pages[CACHED_PAGES - 1];
+        assert_eq!(version(latest).unwrap(), Some(latest), "still kept");
     }
 
     #[test]
