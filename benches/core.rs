@@ -1,7 +1,8 @@
 //! Criterion benchmarks of the event-sourced core: durable appends under concurrency (group
 //! commit), projection rebuild rate, start-up with a million events in the log, writing a
 //! checkpoint of their read models, loading a busy grant's aggregate from its stream
-//! (exchanged or refreshed 10,000 times), and the token model's sweep of expired tokens.
+//! (exchanged or refreshed 10,000 times), the token model's sweep of expired tokens, and its
+//! lookup of a token by hash.
 //!
 //! `cargo bench --bench core`; logs live under the target directory (a real disk: fdatasync
 //! is not free there, unlike on a tmpfs).
@@ -20,6 +21,7 @@ use warrant::events::filelog::{FileLog, FileLogOptions};
 use warrant::events::{Event, EventStore, ExpectedVersion, NewEvent, synthetic};
 use warrant::projections::tokens::Tokens;
 use warrant::projections::{ReadModels, checkpoint, slab};
+use warrant::secret::SecretHash;
 
 const NOW: Timestamp = Timestamp(1_795_000_000_000);
 
@@ -270,6 +272,23 @@ fn grant_load(c: &mut Criterion) {
     group.finish();
 }
 
+/// A token model of `families` token families (an access token for an hour and a refresh
+/// token for 30 days each), its older records in `dir` if given; and the last position folded.
+fn token_model(families: usize, dir: Option<&Path>) -> (Tokens, u64) {
+    let mut tokens = Tokens::default();
+    if let Some(dir) = dir {
+        tokens.spill_to(dir, slab::IN_MEMORY);
+    }
+    let mut position = 0;
+    for i in 0..families {
+        for new in synthetic::token_family(i, NOW).1 {
+            position += 1;
+            tokens.apply(&synthetic::envelope(position, new));
+        }
+    }
+    (tokens, position)
+}
+
 /// The token model's sweep, which runs under the read models' write lock: a model of
 /// 500,000 token families (an access token for an hour and a refresh token for 30 days
 /// each, 1,000,000 records), then the first event three hours on (the access tokens go) or
@@ -277,20 +296,7 @@ fn grant_load(c: &mut Criterion) {
 fn token_sweep(c: &mut Criterion) {
     const FAMILIES: usize = 500_000;
     let dir = tempfile::tempdir().unwrap();
-    let model = |on_disk: bool| {
-        let mut tokens = Tokens::default();
-        if on_disk {
-            tokens.spill_to(dir.path(), slab::IN_MEMORY);
-        }
-        let mut position = 0;
-        for i in 0..FAMILIES {
-            for new in synthetic::token_family(i, NOW).1 {
-                position += 1;
-                tokens.apply(&synthetic::envelope(position, new));
-            }
-        }
-        (tokens, position)
-    };
+    let model = |on_disk: bool| token_model(FAMILIES, on_disk.then_some(dir.path()));
     let mut group = c.benchmark_group("token_sweep_500k_families");
     group.sample_size(10);
     for (name, hours, on_disk) in [
@@ -313,6 +319,37 @@ fn token_sweep(c: &mut Criterion) {
     group.finish();
 }
 
+/// Introspection's lookup, `Tokens::by_hash`, in a model of 500,000 token families (1,000,000
+/// records, all in memory, so the index and not the disk is measured): 4,096 tokens present,
+/// access and refresh, in a scattered order, and 4,096 absent.
+fn token_lookup(c: &mut Criterion) {
+    const FAMILIES: usize = 500_000;
+    const LOOKUPS: usize = 4096;
+    let (tokens, _) = token_model(FAMILIES, None);
+    let present: Vec<SecretHash> = (0..LOOKUPS)
+        .map(|k| {
+            let kind = ["at", "rt"][k % 2];
+            SecretHash::of(&format!("{kind}-{}", k * 7919 % FAMILIES))
+        })
+        .collect();
+    let absent: Vec<SecretHash> = (0..LOOKUPS)
+        .map(|k| SecretHash::of(&format!("absent-{k}")))
+        .collect();
+    let found = |hashes: &[SecretHash]| {
+        hashes
+            .iter()
+            .filter(|h| tokens.by_hash(h).is_some())
+            .count()
+    };
+    assert_eq!((found(&present), found(&absent)), (LOOKUPS, 0));
+    let mut group = c.benchmark_group("token_lookup_500k_families");
+    group.throughput(Throughput::Elements(LOOKUPS as u64));
+    for (name, hashes) in [("present", &present), ("absent", &absent)] {
+        group.bench_function(name, |b| b.iter(|| found(std::hint::black_box(hashes))));
+    }
+    group.finish();
+}
+
 criterion_group!(
     benches,
     durable_appends,
@@ -320,6 +357,7 @@ criterion_group!(
     startup,
     checkpoint_writes,
     grant_load,
-    token_sweep
+    token_sweep,
+    token_lookup
 );
 criterion_main!(benches);
