@@ -130,22 +130,37 @@ impl Shard {
         self.index_groups();
     }
 
-    /// The directory of `sorted`: as many groups as a power of two allows with at least
-    /// [`GROUP`] entries each on average.
+    /// The directory of `sorted` (in order or not): as many groups as a power of two allows
+    /// with at least [`GROUP`] entries each on average, and where each would start.
     fn index_groups(&mut self) {
         let groups = (self.sorted.len() / GROUP).max(1);
         self.group_bits = groups.ilog2().min(SHARD_TAG_BITS);
-        let groups = 1 << self.group_bits;
-        let mut starts = Vec::with_capacity(groups + 1);
-        let mut at = 0;
-        for group in 0..groups {
-            while at < self.sorted.len() && self.group(self.sorted[at].tag()) < group {
-                at += 1;
-            }
-            starts.push(at as u32);
+        let mut starts = vec![0u32; (1 << self.group_bits) + 1];
+        for slot in &self.sorted {
+            starts[self.group(slot.tag()) + 1] += 1;
         }
-        starts.push(self.sorted.len() as u32);
+        for group in 1..starts.len() {
+            starts[group] += starts[group - 1];
+        }
         self.starts = starts;
+    }
+
+    /// Puts `sorted`'s entries, in any order, in order: each where the directory puts its
+    /// group, then each group (8 to 16 entries) sorted. Linear, where a sort of the whole
+    /// shard is not.
+    fn sort(&mut self) {
+        self.index_groups();
+        let mut next = self.starts.clone();
+        let mut placed = vec![Slot([0; 7]); self.sorted.len()];
+        for slot in &self.sorted {
+            let at = &mut next[self.group(slot.tag())];
+            placed[*at as usize] = *slot;
+            *at += 1;
+        }
+        for group in self.starts.windows(2) {
+            placed[group[0] as usize..group[1] as usize].sort_unstable_by_key(Slot::tag);
+        }
+        self.sorted = placed;
     }
 }
 
@@ -173,11 +188,7 @@ impl TagIndex {
                 .sorted
                 .push(Slot::new(number, tag));
         }
-        for shard in &mut index.shards {
-            shard.sorted.sort_unstable_by_key(Slot::tag);
-            shard.sorted.shrink_to_fit();
-            shard.index_groups();
-        }
+        index.shards.iter_mut().for_each(Shard::sort);
         index
     }
 
@@ -294,6 +305,26 @@ mod tests {
         }
         assert_eq!(built.find(tag(100_000), |_| true), None);
         assert_eq!(TagIndex::build([]).find(tag(1), |_| true), None);
+        let sorted = |index: &TagIndex| {
+            index
+                .shards
+                .iter()
+                .all(|s| s.sorted.is_sorted_by_key(Slot::tag))
+        };
+        assert!(
+            sorted(&built) && sorted(&inserted),
+            "each shard in order of tag"
+        );
+        // Entries inserted after a build are merged into what it sorted.
+        let mut built = built;
+        let later: Vec<(u32, u32)> = (100_000..200_000u32).map(|i| (i * 3, tag(i))).collect();
+        later
+            .iter()
+            .for_each(|&(number, tag)| built.insert(number, tag));
+        assert!(sorted(&built));
+        for &(number, tag) in entries.iter().chain(&later) {
+            assert_eq!(built.find(tag, |n| n == number), Some(number));
+        }
     }
 
     #[test]
