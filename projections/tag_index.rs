@@ -18,7 +18,7 @@
 use hashbrown::HashTable;
 
 /// The bits of a tag an index keeps.
-pub const TAG_MASK: u32 = (1 << 24) - 1;
+const TAG_MASK: u32 = (1 << 24) - 1;
 
 /// Shards, picked by the tag's top bits.
 const SHARD_BITS: u32 = 6;
@@ -76,10 +76,11 @@ fn shard_of(tag: u32) -> usize {
 #[derive(Debug, Default)]
 struct Shard {
     recent: HashTable<Slot>,
-    /// Sorted by tag, of exactly its length in capacity.
+    /// Sorted by tag (but for the moment a build fills it), of exactly its length in
+    /// capacity.
     sorted: Vec<Slot>,
-    /// Where in `sorted` each group starts, and its end as the last element; empty while
-    /// `sorted` is.
+    /// Where in `sorted` each group starts, and its end as the last element; empty until
+    /// the first merge or build.
     starts: Vec<u32>,
     /// How many of the tag's bits below the shard's pick the group.
     group_bits: u32,
