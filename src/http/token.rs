@@ -262,7 +262,6 @@ fn id_token_for(
     )
 }
 
-/// Whether the space-separated `scope` holds `wanted`.
 /// A new grant's id: a UUIDv7 (RFC 9562) of `now`, so the streams of grants created together
 /// sit together in the log index's tables, where the refreshes that come together (about one
 /// access token's lifetime after their grants' last) find them in a page already read. The
@@ -277,6 +276,7 @@ fn new_grant_id(now: Timestamp) -> Uuid {
     ))
 }
 
+/// Whether the space-separated `scope` holds `wanted`.
 pub(super) fn has_scope(scope: &str, wanted: &str) -> bool {
     scope.split(' ').any(|s| s == wanted)
 }
